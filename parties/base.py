@@ -1,0 +1,167 @@
+"""What the three roles share: receiving checked messages, holding data.
+
+Party code runs over any :class:`~vfl.protocol.channel.Endpoint`; the
+in-process :class:`~parties.federation.Federation` and a network transport
+drive the same methods.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import ClassVar, TypeVar
+
+import numpy as np
+import pandas as pd
+import phe
+
+from vfl.crypto import FixedPointCodec, PaillierEngine, get_backend
+from vfl.data import PartyTable, Standardizer, read_party_csv
+from vfl.errors import BatchTooSmallError, ConfigMismatchError
+from vfl.model import ModelPart
+from vfl.protocol.channel import Endpoint
+from vfl.protocol.messages import PublicKeyMessage, TrainingPlan, ciphertext_fields
+from vfl.training import TrainingConfig, smallest_batch
+
+__all__ = ["DataParty", "Party"]
+
+M = TypeVar("M")
+
+
+class Party:
+    """A participant with a name that receives validated messages.
+
+    Parameters
+    ----------
+    name : str
+        Unique name in the federation ("A1", "B", "C").
+    """
+
+    role: ClassVar[str]
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("a party needs a non-empty name")
+        self.name = name
+        self._engine: PaillierEngine | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    def _receive(self, endpoint: Endpoint, sender: str, expected: type[M], *,
+                 epoch: int = 0, batch: int = 0) -> M:
+        """Receive the next message and validate every ciphertext in it."""
+        message = endpoint.receive(sender, expected, epoch=epoch, batch=batch)
+        for field, vector in ciphertext_fields(message):
+            if self._engine is None:
+                raise RuntimeError("ciphertexts received before the public key")
+            self._engine.validate(vector, sender=sender, what=f"{expected.__name__}.{field}",
+                                  party=self.name)
+        return message
+
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+class DataParty(Party):
+    """A party that holds rows of data: feature holder or label holder.
+
+    Learned attributes (after training) end in ``_``: ``coef_`` (a Series of
+    raw-unit weights indexed by feature name), ``model_`` (the
+    :class:`~vfl.model.ModelPart` to save) and ``aligned_rows_``.
+    """
+
+    is_label_holder: ClassVar[bool] = False
+
+    def __init__(self, data: pd.DataFrame, *, id_column: str, name: str,
+                 label_column: str | None = None,
+                 feature_columns: list[str] | None = None,
+                 seed: int | None = None, source: str | None = None,
+                 model: ModelPart | None = None) -> None:
+        super().__init__(name)
+        self.id_column = id_column
+        self.label_column = label_column
+        self.feature_columns = feature_columns
+        self.table = PartyTable.from_frame(
+            data, party=name, id_column=id_column, label_column=label_column,
+            is_label_holder=self.is_label_holder, feature_columns=feature_columns,
+            source=source)
+        # An unseeded party draws its secret initial weights from the OS CSPRNG.
+        self.seed = seed if seed is not None else secrets.randbits(63)
+        self._rng = np.random.default_rng(self.seed)
+        self.model_: ModelPart | None = model
+        self.aligned_rows_: int | None = None
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike[str], *, id_column: str, **kwargs: object):
+        """Build the party from a CSV file (read only, never modified)."""
+        name = str(kwargs.get("name", cls._default_name()))
+        frame = read_party_csv(path, party=name, id_column=id_column)
+        return cls(frame, id_column=id_column, source=os.fspath(path), **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def _default_name(cls) -> str:
+        return "B" if cls.is_label_holder else "A1"
+
+    @property
+    def coef_(self) -> pd.Series:
+        """Raw-unit weights of this party's features."""
+        if self.model_ is None:
+            raise AttributeError(f"party {self.name} has not been trained or loaded yet")
+        return pd.Series(self.model_.weights, index=self.model_.features, name=self.name)
+
+    def save_model(self, path: str | os.PathLike[str]) -> None:
+        """Save this party's part of the model (and nothing of any other party)."""
+        if self.model_ is None:
+            raise AttributeError(f"party {self.name} has no model to save yet")
+        self.model_.save(path)
+
+    def load_model(self, path: str | os.PathLike[str]) -> None:
+        """Load this party's saved part, checking it matches the data's columns."""
+        part = ModelPart.load(path, party=self.name)
+        if part.features != self.table.feature_names:
+            raise ValueError(
+                f"party {self.name}: the model in {os.fspath(path)} uses features "
+                f"{part.features}, the data has {self.table.feature_names}")
+        self.model_ = part
+
+    # --- steps shared by A and B ------------------------------------------------
+
+    def _receive_public_key(self, endpoint: Endpoint, coordinator: str
+                            ) -> tuple[phe.PaillierPublicKey, FixedPointCodec]:
+        message = endpoint.receive(coordinator, PublicKeyMessage)
+        public_key = phe.PaillierPublicKey(message.n)
+        engine_class, _ = get_backend(message.backend)
+        self._engine = engine_class(public_key, message.params)
+        return public_key, FixedPointCodec(message.frac_bits, message.value_bits)
+
+    def _check_plan(self, plan: TrainingPlan, config: TrainingConfig, sender: str) -> None:
+        if plan.config != config:
+            raise ConfigMismatchError(
+                f"{sender} runs {plan.config}, this party was configured with {config}; start "
+                "every party with the same training parameters", party=self.name)
+
+    def _check_batch_size(self, n_rows: int, config: TrainingConfig) -> None:
+        """Refuse batches small enough for the gradient to reveal residuals."""
+        d = self.table.features.shape[1]
+        smallest = smallest_batch(n_rows, config.batch_size)
+        if d and smallest <= config.min_batch_factor * d:
+            raise BatchTooSmallError(
+                f"with {d} features this party needs batches of more than "
+                f"{config.min_batch_factor:g} x {d} = {config.min_batch_factor * d:g} rows, but "
+                f"the smallest batch has {smallest} of the {n_rows} aligned rows: raise the "
+                "batch size (or use full batch)", party=self.name)
+
+    def _prepare_features(self, aligned: PartyTable, config: TrainingConfig,
+                          codec: FixedPointCodec) -> tuple[Standardizer, np.ndarray, list]:
+        """Standardise own columns; return the scaler, the float and encoded matrices."""
+        scaler = Standardizer.fit(aligned, config.standardize)
+        x = scaler.transform(aligned.features)
+        encoded = codec.encode_matrix(x, what="features", party=self.name)
+        return scaler, x, encoded
+
+    def _initial_weights(self, d: int) -> np.ndarray:
+        """Random secret initial weights (PROTOCOL.md: never all zeros)."""
+        return self._rng.normal(0.0, 1.0 / np.sqrt(max(d, 1)), size=d)

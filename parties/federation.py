@@ -1,0 +1,231 @@
+"""Run the three parties together in one process (notebooks, tests, ``vfl simulate``).
+
+Each party runs its own protocol code in its own thread, over an
+:class:`~vfl.protocol.channel.InProcessNetwork`; nothing is shared between
+them but the messages. If one party fails, the others are told at once and
+the failing party's own error is raised to the caller.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+
+import pandas as pd
+
+from vfl.errors import PeerAbortedError
+from vfl.progress import EpochProgress
+from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
+from vfl.psi import DEFAULT_ALIGNMENT
+from vfl.training import TrainingConfig
+
+from parties.coordinator import Coordinator
+from parties.feature_holder import FeatureHolder
+from parties.label_holder import LabelHolder
+
+__all__ = ["Federation"]
+
+
+class Federation:
+    """A coordinator, a label holder and feature holders, run in-process.
+
+    Parameters
+    ----------
+    coordinator : Coordinator
+    label_holder : LabelHolder
+    feature_holders : FeatureHolder or sequence of FeatureHolder
+        This version trains with exactly one.
+    config : TrainingConfig, optional
+        Hyper-parameters; every party gets the same.
+    alignment : str
+        Private alignment method ("hash").
+    timeout : float
+        Seconds any party waits for a message before giving up.
+    record : bool
+        Keep every message in ``network_.transcript`` (for audits and tests).
+    progress : bool
+        Show a progress display and the loss of each epoch on stderr.
+
+    Attributes
+    ----------
+    network_ : InProcessNetwork
+        The network of the last run.
+    session_ : str
+        Identifier of the last run.
+
+    Examples
+    --------
+    >>> fed = Federation(Coordinator(), b, a, config=TrainingConfig(epochs=10))  # doctest: +SKIP
+    >>> fed.fit().history_                                                       # doctest: +SKIP
+    """
+
+    def __init__(self, coordinator: Coordinator, label_holder: LabelHolder,
+                 feature_holders: FeatureHolder | Sequence[FeatureHolder], *,
+                 config: TrainingConfig | None = None, alignment: str = DEFAULT_ALIGNMENT,
+                 timeout: float = DEFAULT_TIMEOUT_S, record: bool = False,
+                 progress: bool = False) -> None:
+        if isinstance(feature_holders, FeatureHolder):
+            feature_holders = [feature_holders]
+        feature_holders = list(feature_holders)
+        if not isinstance(coordinator, Coordinator):
+            raise TypeError(f"coordinator must be a Coordinator, got {type(coordinator).__name__}")
+        if not isinstance(label_holder, LabelHolder):
+            raise TypeError(f"label_holder must be a LabelHolder, got {type(label_holder).__name__}")
+        if not all(isinstance(a, FeatureHolder) for a in feature_holders):
+            raise TypeError("feature_holders must be FeatureHolder objects")
+        if len(feature_holders) != 1:
+            raise ValueError(f"this version trains with exactly one feature holder, got "
+                             f"{len(feature_holders)}")
+        names = [coordinator.name, label_holder.name, *(a.name for a in feature_holders)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"party names must be unique, got {names}")
+        for a in feature_holders:
+            if label_holder.label_column in a.table.feature_names:
+                # Caught at construction when the feature holder was told the
+                # label's name; this catches a notebook user who did not.
+                from vfl.errors import LabelInFeatureHolderError
+                raise LabelInFeatureHolderError(
+                    f"{a.table.source} contains the label column "
+                    f"{label_holder.label_column!r}; remove it from the feature holder's data",
+                    party=a.name)
+        self.coordinator = coordinator
+        self.label_holder = label_holder
+        self.feature_holders = feature_holders
+        self.config = config or TrainingConfig()
+        self.alignment = alignment
+        self.timeout = timeout
+        self.record = record
+        self.progress = progress
+        self.network_: InProcessNetwork | None = None
+        self.session_: str | None = None
+
+    # --- training -------------------------------------------------------------
+
+    def fit(self) -> Federation:
+        """Align, train and finalise; afterwards every party holds its model part."""
+        names = [a.name for a in self.feature_holders]
+        b, c = self.label_holder.name, self.coordinator.name
+        b_party = self.label_holder
+        b_party.progress = EpochProgress(self.config.epochs) if self.progress else None
+        tasks: dict[str, Callable[[Endpoint], None]] = {
+            c: lambda ep: self.coordinator.run_training(
+                ep, self.config, label_holder=b, feature_holders=names),
+            b: lambda ep: b_party.run_training(
+                ep, self.config, feature_holders=names, coordinator=c,
+                alignment=self.alignment),
+        }
+        for a in self.feature_holders:
+            tasks[a.name] = (lambda party: lambda ep: party.run_training(
+                ep, self.config, label_holder=b, coordinator=c,
+                alignment=self.alignment))(a)
+        try:
+            self._run(tasks)
+        finally:
+            b_party.progress = None
+        return self
+
+    @property
+    def history_(self) -> pd.DataFrame:
+        """Mean training loss per epoch, as the label holder recorded it."""
+        return self.label_holder.history
+
+    @property
+    def aligned_rows_(self) -> int | None:
+        """Number of rows all parties share (after :meth:`fit`)."""
+        return self.label_holder.aligned_rows_
+
+    # --- prediction -----------------------------------------------------------
+
+    def predict(self, label_holder_data: pd.DataFrame | None = None,
+                feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
+                ) -> pd.Series:
+        """Federated prediction, delivered to the label holder.
+
+        Parameters
+        ----------
+        label_holder_data : pandas.DataFrame, optional
+            New rows for B (ID and B's feature columns; a label column is not
+            needed). Default: B's training data.
+        feature_holder_data : DataFrame or mapping of name to DataFrame, optional
+            New rows for each feature holder. Default: their training data.
+
+        Returns
+        -------
+        pandas.Series
+            Predictions indexed by ID for the rows all parties hold, in the
+            label holder's row order.
+        """
+        b = self._with_data(self.label_holder, label_holder_data)
+        if isinstance(feature_holder_data, pd.DataFrame):
+            feature_holder_data = {self.feature_holders[0].name: feature_holder_data}
+        feature_holder_data = dict(feature_holder_data or {})
+        unknown = set(feature_holder_data) - {a.name for a in self.feature_holders}
+        if unknown:
+            raise ValueError(f"no feature holder named {', '.join(sorted(unknown))}")
+        holders = [self._with_data(a, feature_holder_data.get(a.name))
+                   for a in self.feature_holders]
+        names = [a.name for a in holders]
+        result: dict[str, pd.Series] = {}
+        tasks: dict[str, Callable[[Endpoint], None]] = {
+            b.name: lambda ep: result.__setitem__("y", b.predict_rows(
+                ep, feature_holders=names, alignment=self.alignment)),
+        }
+        for a in holders:
+            tasks[a.name] = (lambda party: lambda ep: party.serve_prediction(
+                ep, label_holder=b.name, alignment=self.alignment))(a)
+        self._run(tasks)
+        return result["y"]
+
+    @staticmethod
+    def _with_data(party, frame: pd.DataFrame | None):
+        """The party itself, or a copy with the same model over new rows."""
+        if frame is None:
+            return party
+        if party.model_ is None:
+            raise AttributeError(f"party {party.name} has no model: fit first")
+        kwargs = {"id_column": party.id_column, "name": party.name,
+                  "feature_columns": party.table.feature_names, "model": party.model_}
+        if isinstance(party, LabelHolder):
+            frame = frame.copy()
+            if party.label_column not in frame.columns:
+                frame[party.label_column] = 0.0  # prediction rows need no label
+            return LabelHolder(frame, label_column=party.label_column, **kwargs)
+        return FeatureHolder(frame, **kwargs)
+
+    # --- running the threads ------------------------------------------------------
+
+    def _run(self, tasks: Mapping[str, Callable[[Endpoint], None]]) -> None:
+        """Run each party's task in its own thread; raise the first real failure."""
+        session = uuid.uuid4().hex
+        names = [self.coordinator.name, self.label_holder.name,
+                 *(a.name for a in self.feature_holders)]
+        network = InProcessNetwork(names, session, timeout=self.timeout, record=self.record)
+        self.network_, self.session_ = network, session
+        errors: dict[str, BaseException] = {}
+        order: list[str] = []
+        lock = threading.Lock()
+
+        def target(name: str, task: Callable[[Endpoint], None]) -> None:
+            endpoint = network.endpoint(name)
+            try:
+                task(endpoint)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                with lock:
+                    errors[name] = exc
+                    order.append(name)
+                endpoint.abort(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=target, args=(name, task), name=f"party-{name}",
+                                    daemon=True) for name, task in tasks.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            # The root cause is the first error that is not a reaction to another
+            # party's abort.
+            for name in order:
+                if not isinstance(errors[name], PeerAbortedError):
+                    raise errors[name]
+            raise errors[order[0]]

@@ -1,0 +1,184 @@
+"""Fixed-point encoding of real numbers into Z_n.
+
+Every value a party encrypts or masks is encoded with one scale agreed for
+the whole protocol, ``2**frac_bits``; the scale is public and identical for
+all values, so unlike ``phe``'s per-value exponent it says nothing about any
+value's magnitude. Signed integers map to Z_n as ``x mod n``; residues in
+the middle third of Z_n are never produced by a correct run and decode to an
+error rather than a wrong number.
+
+A product of two encoded values carries scale ``2**(2*frac_bits)`` and a sum
+of m products grows by ``log2(m)`` bits. :meth:`FixedPointCodec.check_capacity`
+verifies, before any ciphertext is made, that the largest result the
+protocol can produce stays below n/3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vfl.errors import EncodingOverflowError
+
+__all__ = ["FixedPointCodec"]
+
+
+@dataclass(frozen=True)
+class FixedPointCodec:
+    """Encoder between floats and signed integers at one fixed scale.
+
+    Parameters
+    ----------
+    frac_bits : int
+        Fractional bits: values are rounded to multiples of ``2**-frac_bits``.
+        A multiple of 4 so that the scale is a power of 16 and ciphertexts
+        convert to ``phe.EncryptedNumber`` with exponent ``-frac_bits // 4``.
+    value_bits : int
+        Largest magnitude allowed for an encoded value: ``|x| < 2**value_bits``.
+        Features, partial scores, residuals and weights must all fit.
+    """
+
+    frac_bits: int = 40
+    value_bits: int = 64
+
+    def __post_init__(self) -> None:
+        if self.frac_bits <= 0 or self.frac_bits % 4:
+            raise ValueError(f"frac_bits must be a positive multiple of 4, got {self.frac_bits}")
+        if self.value_bits <= 0:
+            raise ValueError(f"value_bits must be positive, got {self.value_bits}")
+
+    @property
+    def phe_exponent(self) -> int:
+        """``phe`` exponent (base 16) of a value at scale 1."""
+        return -(self.frac_bits // 4)
+
+    @property
+    def max_encoded_bits(self) -> int:
+        """Bit bound of one encoded value: ``|round(x * 2**f)| < 2**this``."""
+        return self.frac_bits + self.value_bits
+
+    def encode(self, values: Iterable[float] | np.ndarray, *, what: str = "value",
+               party: str | None = None, scale_power: int = 1) -> list[int]:
+        """Encode reals as signed integers ``round(x * 2**(scale_power * frac_bits))``.
+
+        Parameters
+        ----------
+        values : array_like of float
+            Finite reals with ``|x| < 2**value_bits``.
+        what : str
+            What the values are, for the error message ("feature 'age'").
+        party : str, optional
+            Party named in the error message.
+        scale_power : int
+            1 for ordinary values; 2 for a value that will be added to
+            products of two encoded values (e.g. a loss term).
+
+        Returns
+        -------
+        list of int
+            Python integers (arbitrary precision), one per value.
+
+        Raises
+        ------
+        EncodingOverflowError
+            If a value is NaN, infinite or too large to encode.
+        """
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        if arr.size == 0:
+            return []
+        if not np.all(np.isfinite(arr)):
+            raise EncodingOverflowError(f"{what} contains NaN or infinity", party=party)
+        biggest = float(np.max(np.abs(arr)))
+        if biggest >= 2.0**self.value_bits:
+            raise EncodingOverflowError(
+                f"{what} has magnitude {biggest:.3g} >= 2**{self.value_bits}, the largest the "
+                "fixed-point encoding allows; rescale the data (e.g. standardise)",
+                party=party,
+            )
+        # ldexp is exact; rint rounds half to even; int() of a float64 is exact.
+        return [int(v) for v in np.rint(np.ldexp(arr, scale_power * self.frac_bits))]
+
+    def encode_matrix(self, matrix: np.ndarray, *, what: str = "matrix",
+                      party: str | None = None) -> list[list[int]]:
+        """Encode a 2-D array row by row (see :meth:`encode`)."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2:
+            raise ValueError(f"{what} must be 2-D, got shape {matrix.shape}")
+        flat = self.encode(matrix, what=what, party=party)
+        cols = matrix.shape[1]
+        return [flat[i * cols:(i + 1) * cols] for i in range(matrix.shape[0])]
+
+    def decode(self, integers: Sequence[int], *, scale_power: int = 1) -> np.ndarray:
+        """Decode signed integers carrying scale ``2**(scale_power * frac_bits)``.
+
+        Parameters
+        ----------
+        integers : sequence of int
+            Signed integers, e.g. from :meth:`to_signed`.
+        scale_power : int
+            1 for encoded values, 2 for products of two encoded values.
+        """
+        denom = 1 << (scale_power * self.frac_bits)
+        # int / int is correctly rounded in Python, whatever the size.
+        return np.array([int(z) / denom for z in integers], dtype=np.float64)
+
+    @staticmethod
+    def to_signed(residues: Sequence[int], n: int, *, what: str = "value",
+                  party: str | None = None) -> list[int]:
+        """Map residues in Z_n back to signed integers.
+
+        ``[0, n/3]`` is positive, ``[2n/3, n)`` negative; anything between can
+        only come from an overflow (or a wrong mask) and raises.
+
+        Raises
+        ------
+        EncodingOverflowError
+            If a residue lies in the middle third of Z_n.
+        """
+        third = n // 3
+        out = []
+        for z in residues:
+            z = int(z)
+            if not 0 <= z < n:
+                raise ValueError(f"{what}: residue outside [0, n)")
+            if z <= third:
+                out.append(z)
+            elif z >= n - third:
+                out.append(z - n)
+            else:
+                raise EncodingOverflowError(
+                    f"{what} decrypted to a residue in the middle third of Z_n: the value "
+                    "overflowed the encoding or was masked with a different mask",
+                    party=party,
+                )
+        return out
+
+    def product_sum_bits(self, terms: int) -> int:
+        """Bit bound of a sum of `terms` products of two encoded values."""
+        return 2 * self.max_encoded_bits + max(1, math.ceil(math.log2(max(terms, 1))))
+
+    def check_capacity(self, n: int, max_terms: int, *, party: str | None = None) -> None:
+        """Check that every result the protocol can produce stays below n/3.
+
+        The largest results are sums of `max_terms` products of two encoded
+        values (gradients ``X^T d`` and the loss's cross terms), plus a few
+        such sums added together; a safety margin of 4 bits covers those.
+
+        Raises
+        ------
+        EncodingOverflowError
+            If the key is too small for this encoding and row count.
+        """
+        needed = self.product_sum_bits(max_terms) + 4
+        available = (n // 3).bit_length() - 1
+        if needed > available:
+            raise EncodingOverflowError(
+                f"a {n.bit_length()}-bit key cannot hold sums of {max_terms} products at "
+                f"{self.frac_bits} fractional and {self.value_bits} integer bits "
+                f"({needed} bits needed, {available} available); use a larger key or "
+                "smaller batches",
+                party=party,
+            )

@@ -1,0 +1,147 @@
+"""Every exception the library raises on purpose.
+
+Each class also derives from the built-in exception a Python user would
+expect (``ValueError`` for a bad value, ``TypeError`` for a wrong type,
+``OverflowError`` for a value out of range, ``TimeoutError`` for silence), so
+``except ValueError`` keeps working while tests can check the precise class.
+
+Messages start with the party they concern ("party B (label holder): ...")
+and end with what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BatchTooSmallError",
+    "ChannelTimeoutError",
+    "ConfigMismatchError",
+    "DuplicateIDError",
+    "EmptyIntersectionError",
+    "EncodingOverflowError",
+    "InputDataError",
+    "InsecureKeyError",
+    "InvalidCiphertextError",
+    "InvalidFeatureError",
+    "InvalidIDError",
+    "InvalidLabelError",
+    "LabelInFeatureHolderError",
+    "MissingColumnError",
+    "ModelFileError",
+    "PeerAbortedError",
+    "ProtocolError",
+    "UnexpectedMessageError",
+    "VFLError",
+]
+
+
+class VFLError(Exception):
+    """Base class of every error this library raises deliberately.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong and what to do about it.
+    party : str or None
+        Name of the party the error concerns (``"A1"``, ``"B"``, ``"C"``), put
+        in front of the message so a user running three parties knows where
+        to look.
+    """
+
+    def __init__(self, message: str, *, party: str | None = None) -> None:
+        self.party = party
+        super().__init__(f"party {party}: {message}" if party else message)
+
+
+# --- input data -------------------------------------------------------------
+
+
+class InputDataError(VFLError, ValueError):
+    """A party's input table cannot be used as it is."""
+
+
+class MissingColumnError(InputDataError):
+    """A column the configuration names is not in the party's table."""
+
+
+class InvalidIDError(InputDataError):
+    """An ID is missing (empty or NaN) or cannot be normalised."""
+
+
+class DuplicateIDError(InputDataError):
+    """The same ID appears on more than one row of one party's table."""
+
+
+class EmptyIntersectionError(InputDataError):
+    """The parties share no ID, or too few to train on."""
+
+
+class InvalidFeatureError(InputDataError):
+    """A feature column is non-numeric, constant, or holds NaN or infinity."""
+
+
+class InvalidLabelError(InputDataError):
+    """The label column is non-numeric or holds NaN or infinity."""
+
+
+class LabelInFeatureHolderError(InputDataError):
+    """A feature holder's table contains the label column.
+
+    Only the label holder may hold the label; a copy at a feature holder
+    would defeat the protocol's protection of ``y``.
+    """
+
+
+class BatchTooSmallError(VFLError, ValueError):
+    """A mini-batch is too small for a party's number of features.
+
+    With ``m <= d`` rows in a batch, the ``d`` gradient equations a party
+    receives can be solved for the ``m`` residuals, hence the labels.
+    """
+
+
+# --- keys, encoding, ciphertexts --------------------------------------------
+
+
+class InsecureKeyError(VFLError, ValueError):
+    """A Paillier key below 2048 bits was asked for without ``insecure=True``."""
+
+
+class EncodingOverflowError(VFLError, OverflowError):
+    """A value, or a sum of products of values, would not fit the encoding.
+
+    Raised before any result could wrap around the modulus ``n``, never after.
+    """
+
+
+class InvalidCiphertextError(VFLError, ValueError):
+    """A received ciphertext is not an element of Z*_{n^2}."""
+
+
+# --- protocol and transport -------------------------------------------------
+
+
+class ProtocolError(VFLError):
+    """A party deviated from the protocol, or a message cannot be accepted."""
+
+
+class UnexpectedMessageError(ProtocolError):
+    """A message arrived that does not fit the step the receiver is at."""
+
+
+class ConfigMismatchError(ProtocolError, ValueError):
+    """Parties were started with different training configurations."""
+
+
+class PeerAbortedError(ProtocolError):
+    """Another party stopped with an error; this party stops too."""
+
+
+class ChannelTimeoutError(ProtocolError, TimeoutError):
+    """A peer sent nothing within the configured timeout."""
+
+
+# --- persistence -----------------------------------------------------------
+
+
+class ModelFileError(VFLError, ValueError):
+    """A saved model part is missing, unreadable or belongs to another party."""

@@ -93,6 +93,8 @@ class DataParty(Party):
         self._rng = np.random.default_rng(self.seed)
         self.model_: ModelPart | None = model
         self.aligned_rows_: int | None = None
+        #: This party's own IDs of the shared rows, in the agreed order.
+        self.aligned_ids_: list[str] | None = None
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str], *, id_column: str, **kwargs: object):

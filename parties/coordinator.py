@@ -71,6 +71,8 @@ class Coordinator(Party):
         """Serve one training run: key, decryptions, convergence decisions."""
         public_key, private_key = generate_keypair(self.key_bits, insecure=self.insecure_key)
         self.public_key_ = public_key
+        # Kept on C's own object so C's operator (and tests) can audit decryptions.
+        self._private_key = private_key
         engine_class, decryptor_class = get_backend(self.backend)
         self._engine = engine_class(public_key, engine_class.public_params_for(private_key))
         decryptor = decryptor_class(private_key)

@@ -97,6 +97,7 @@ class FeatureHolder(DataParty):
                                             get_alignment(alignment))
         aligned = self.table.take(positions)
         self.aligned_rows_ = len(aligned)
+        self.aligned_ids_ = list(aligned.ids)
 
         plan = endpoint.receive(label_holder, TrainingPlan)
         self._check_plan(plan, config, label_holder)

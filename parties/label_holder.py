@@ -108,6 +108,7 @@ class LabelHolder(DataParty):
                                           get_alignment(alignment))
         aligned = self.table.take(positions)
         self.aligned_rows_ = len(aligned)
+        self.aligned_ids_ = list(aligned.ids)
         plan = TrainingPlan(config, len(aligned), tuple(feature_holders))
         for name in (*feature_holders, coordinator):
             endpoint.send(name, plan)
@@ -147,9 +148,12 @@ class LabelHolder(DataParty):
                     self._encrypted_loss(scores, v, v_encoded, theta, m, config, codec),
                     m), **at)
 
+                # sum d carries one factor 2^f, X^T d two: lift the sum to the
+                # product scale so the whole vector decodes alike.
+                residual_sum = engine.mul_plain(engine.sum(residual), [1 << codec.frac_bits])
                 gradient = EncryptedVector.concat(
                     ([engine.matvec_t([x_encoded[i] for i in rows], residual)] if d else [])
-                    + [engine.sum(residual)])
+                    + [residual_sum])
                 masks = draw_masks(n, d + 1)
                 endpoint.send(coordinator, MaskedGradient(
                     engine.rerandomize(engine.add_plain(gradient, masks))), **at)

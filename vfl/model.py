@@ -79,9 +79,13 @@ class ModelPart:
         out = features @ np.asarray(self.weights, dtype=np.float64)
         return out + (self.intercept or 0.0)
 
+    def to_json(self) -> str:
+        """The JSON text :meth:`save` writes."""
+        return json.dumps({"format": _FORMAT, **asdict(self)}, indent=2) + "\n"
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the part as JSON, atomically."""
-        atomic_write_text(path, json.dumps({"format": _FORMAT, **asdict(self)}, indent=2) + "\n")
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, party: str | None = None) -> ModelPart:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from vfl.errors import ChannelTimeoutError, PeerAbortedError, UnexpectedMessageError
 
-__all__ = ["DEFAULT_TIMEOUT_S", "Endpoint", "Envelope", "InProcessNetwork", "TranscriptEntry"]
+__all__ = ["DEFAULT_TIMEOUT_S", "Endpoint", "Envelope", "InProcessNetwork"]
 
 M = TypeVar("M")
 
@@ -157,15 +157,6 @@ class Endpoint(ABC):
         """Make every peer's pending and future receives raise."""
 
 
-@dataclass(frozen=True)
-class TranscriptEntry:
-    """A delivered envelope, as recorded by :class:`InProcessNetwork`."""
-
-    sender: str
-    recipient: str
-    envelope: Envelope
-
-
 class InProcessNetwork:
     """Queues between parties that run as threads of one process.
 
@@ -188,7 +179,7 @@ class InProcessNetwork:
         self.session = session
         self.timeout = timeout
         self.record = record
-        self.transcript: list[TranscriptEntry] = []
+        self.transcript: list[Envelope] = []
         self._lock = threading.Lock()
         self._queues: dict[tuple[str, str], queue.Queue[Envelope | _Abort]] = {
             (s, r): queue.Queue() for s in self.parties for r in self.parties if s != r
@@ -202,7 +193,7 @@ class InProcessNetwork:
 
     def received_by(self, party: str) -> list[Envelope]:
         """Every envelope delivered to `party`, in order (needs ``record=True``)."""
-        return [t.envelope for t in self.transcript if t.recipient == party]
+        return [e for e in self.transcript if e.recipient == party]
 
 
 class _QueueEndpoint(Endpoint):
@@ -216,8 +207,7 @@ class _QueueEndpoint(Endpoint):
             raise ValueError(f"{self.name} cannot send to unknown party {envelope.recipient!r}")
         if self._network.record:
             with self._network._lock:
-                self._network.transcript.append(
-                    TranscriptEntry(envelope.sender, envelope.recipient, envelope))
+                self._network.transcript.append(envelope)
         self._network._queues[key].put(envelope)
 
     def _next_envelope(self, sender: str) -> Envelope:

@@ -1,0 +1,55 @@
+"""Integration runs: real 2048-bit keys, and FATE's motor data."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from federation_checks import joined
+from parties import Coordinator, FeatureHolder, Federation, LabelHolder
+from vfl.reference import train_centralized
+from vfl.training import TrainingConfig
+
+FATE_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fate"
+needs_fate = pytest.mark.skipif(not (FATE_DATA / "motor_hetero_guest.csv").exists(),
+                                reason=f"FATE example data not found at {FATE_DATA}")
+
+
+@pytest.mark.slow
+def test_real_2048_bit_key_run_equals_centralized(frames):
+    a_frame, b_frame = frames
+    a = FeatureHolder(a_frame, id_column="patient_id", seed=3)
+    b = LabelHolder(b_frame, id_column="patient_id", label_column="progression", seed=4)
+    config = TrainingConfig(epochs=2, batch_size=128, l2=0.01)
+    fed = Federation(Coordinator(), b, a, config=config).fit()
+    assert fed.coordinator.public_key_.n.bit_length() == 2048
+    x, y = joined(a, b, a_frame, b_frame)
+    ref = train_centralized(x, y, config,
+                            initial_weights=np.r_[a.initial_weights_, b.initial_weights_],
+                            initial_intercept=b.initial_intercept_, batch_seeds=b.batch_seeds_)
+    np.testing.assert_allclose(np.r_[a.coef_, b.coef_, b.intercept_],
+                               np.r_[ref.weights, ref.intercept], rtol=1e-6)
+    np.testing.assert_allclose(fed.history_["loss"], ref.history, rtol=1e-6)
+
+
+def _compare_fate():
+    spec = importlib.util.spec_from_file_location(
+        "compare_fate", Path(__file__).resolve().parents[1] / "scripts" / "compare_fate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_fate
+def test_motor_with_fates_configuration_matches_fates_r2():
+    script = _compare_fate()
+    config = TrainingConfig(epochs=10, learning_rate=0.13, batch_size=100, l2=0.01, tol=0)
+    r2, best, fed = script.train_motor(FATE_DATA, config, 512, True)
+    assert fed.aligned_rows_ == 800
+    assert best == pytest.approx(0.923, abs=5e-4)
+    # FATE published 0.9031 for this configuration; plain gradient descent on
+    # these strongly correlated columns stays below the closed form.
+    assert script.FATE_R2 <= r2 < best

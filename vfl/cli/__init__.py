@@ -1,0 +1,46 @@
+"""The ``vfl`` command: one sub-command per module in this package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from vfl import __version__
+from vfl.errors import VFLError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``vfl`` with every sub-command."""
+    from vfl.cli import predict, simulate
+
+    parser = argparse.ArgumentParser(
+        prog="vfl",
+        description="Vertical federated learning with Paillier encryption: a feature holder "
+                    "(A), a label holder (B) and a coordinator (C) train one linear model "
+                    "without showing each other their data.")
+    parser.add_argument("--version", action="version", version=f"vfl {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (simulate, predict):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vfl``; returns the exit status (0 success, 2 bad input or protocol error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except VFLError as exc:
+        print(f"vfl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vfl {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Where the fast engine's heavy work runs: a shared process pool by default.
+
+``gmpy2``'s modular multiplication holds the GIL, so threads cannot spread
+Paillier arithmetic over cores; worker processes can. The engine sends
+chunks of work (plain ints in, plain ints out) to a
+``concurrent.futures.Executor``: by default one process pool shared by every
+engine in the process (the in-process simulation runs A, B and C as threads
+of one process, and one pool per party would oversubscribe the cores), or
+any executor the caller passes in, e.g. a cluster executor with the same
+interface. The kernels it runs live in :mod:`vfl.crypto.workers`.
+
+The pool uses the ``forkserver`` start method: forking a process that runs
+several threads (the parties) can copy a lock in its held state and
+deadlock the child; a fork server is a clean single-threaded parent.
+
+Foreground work is counted (:func:`foreground`) so that background
+precomputation (the obfuscator pool) only occupies the workers while no
+party is waiting for a result.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+__all__ = [
+    "cpu_count",
+    "default_executor",
+    "executor_workers",
+    "foreground",
+    "run_chunks",
+    "shutdown_default_executor",
+    "split",
+    "wait_until_idle",
+]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_default: ProcessPoolExecutor | None = None
+_default_workers = 0
+
+_busy = 0
+_busy_cond = threading.Condition()
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_executor() -> ProcessPoolExecutor:
+    """The process pool shared by all engines of this process, made on first use.
+
+    One worker per core. Call :func:`shutdown_default_executor` to stop it
+    early; otherwise ``concurrent.futures`` stops it at interpreter exit.
+    """
+    global _default, _default_workers
+    with _lock:
+        if _default is None:
+            try:
+                ctx = multiprocessing.get_context("forkserver")
+                # Workers import the kernels once, in the server, not per task.
+                ctx.set_forkserver_preload(["vfl.crypto.workers"])
+            except ValueError:  # pragma: no cover - platform without forkserver
+                ctx = multiprocessing.get_context("spawn")
+            _default_workers = cpu_count()
+            _default = ProcessPoolExecutor(max_workers=_default_workers, mp_context=ctx)
+        return _default
+
+
+def shutdown_default_executor(wait: bool = True) -> None:
+    """Stop the shared pool (a later engine call starts a new one)."""
+    global _default
+    with _lock:
+        pool, _default = _default, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def executor_workers(executor: Executor | None) -> int:
+    """How many tasks `executor` runs at once (best guess), 1 for inline."""
+    if executor is None:
+        return 1
+    if executor is _default:
+        return _default_workers
+    workers = getattr(executor, "_max_workers", None)
+    return workers if isinstance(workers, int) and workers > 0 else cpu_count()
+
+
+def split(items: Sequence[T], parts: int) -> list[Sequence[T]]:
+    """Cut `items` into at most `parts` contiguous, nearly equal, non-empty chunks."""
+    parts = max(1, min(parts, len(items)))
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+@contextmanager
+def foreground() -> Iterator[None]:
+    """Mark a party as waiting on the executor (background work holds back)."""
+    global _busy
+    with _busy_cond:
+        _busy += 1
+    try:
+        yield
+    finally:
+        with _busy_cond:
+            _busy -= 1
+            _busy_cond.notify_all()
+
+
+def wait_until_idle(timeout: float | None = None) -> bool:
+    """Block until no foreground work is running; False on timeout."""
+    with _busy_cond:
+        return _busy_cond.wait_for(lambda: _busy == 0, timeout=timeout)
+
+
+def run_chunks(executor: Executor | None, fn: Callable[..., T],
+               chunks: Sequence[Any], *args: Any) -> list[T]:
+    """``[fn(*args, chunk) for chunk in chunks]``, on `executor` when given.
+
+    Every chunk goes to the executor and the caller only waits: the
+    caller's process holds the GIL for all parties of a simulation, so work
+    kept there would serialise them.
+    """
+    if executor is None or len(chunks) == 0:
+        return [fn(*args, chunk) for chunk in chunks]
+    with foreground():
+        futures: list[Future] = [executor.submit(fn, *args, chunk) for chunk in chunks]
+        try:
+            return [f.result() for f in futures]
+        finally:
+            for f in futures:
+                f.cancel()

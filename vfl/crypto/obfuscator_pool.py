@@ -1,0 +1,149 @@
+"""A pool of precomputed encryptions of zero, refilled in the background.
+
+An encryption of zero ``o = h_s^r mod n^2`` (an obfuscator) is the whole
+cost of a DJN encryption or re-randomisation; with one at hand, encrypting
+m is ``o + n (m o mod n) mod n^2`` and re-randomising c is ``c o mod n^2``:
+one modular multiplication. Obfuscators do not depend on the plaintext, so
+they can be computed ahead, while the party waits on the network.
+
+A daemon thread keeps a bounded deque topped up by submitting small batches
+to the engine's executor, only while no foreground work is running there
+(:func:`vfl.crypto.executors.wait_until_idle`), so it never delays a party
+by more than one small batch. The thread itself only waits on futures; the
+powmods run in the worker processes, not under this process's GIL. The
+capacity adapts: it grows to twice the largest request seen (up to a cap),
+so that a party that encrypts m values per round finds m ready next round.
+
+Each obfuscator is handed out once and forgotten (reusing one would link
+two ciphertexts).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Executor
+
+import gmpy2
+
+from vfl.crypto import executors, workers
+
+__all__ = ["ObfuscatorPool"]
+
+
+class ObfuscatorPool:
+    """Bounded store of fresh ``h_s^r mod n^2`` values.
+
+    Parameters
+    ----------
+    spec : tuple
+        :data:`vfl.crypto.workers.DjnSpec` of the key.
+    executor : concurrent.futures.Executor or None
+        Where to compute; None computes nothing in the background (the pool
+        then only holds what :meth:`fill` put there).
+    capacity : int
+        Initial target size; 0 disables background refilling.
+    max_capacity : int
+        Upper bound of the adaptive target (about 600 bytes per obfuscator
+        at 2048 bits).
+    batch : int
+        Obfuscators per background task: small, so that a party's request
+        waits at most one batch.
+    """
+
+    def __init__(self, spec: workers.DjnSpec, executor: Executor | None, *,
+                 capacity: int = 256, max_capacity: int = 1 << 16, batch: int = 16) -> None:
+        self.spec = spec
+        self.executor = executor
+        self.capacity = max(0, min(capacity, max_capacity))
+        self.max_capacity = max_capacity
+        self.batch = max(1, batch)
+        self._items: deque[gmpy2.mpz] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if self.capacity and executor is not None:
+            self._start()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _start(self) -> None:
+        if self._thread is None and not self._closed and self.executor is not None:
+            self._thread = threading.Thread(target=self._run, name="vfl-obfuscator-pool",
+                                            daemon=True)
+            self._thread.start()
+
+    def take(self, count: int) -> list[gmpy2.mpz]:
+        """Up to `count` obfuscators, without waiting (maybe none).
+
+        Also raises the refill target to twice `count` (within the cap) and
+        wakes the refill thread.
+        """
+        out: list[gmpy2.mpz] = []
+        with self._cond:
+            items = self._items
+            while items and len(out) < count:
+                out.append(items.popleft())
+            if self.capacity and 2 * count > self.capacity:
+                self.capacity = min(2 * count, self.max_capacity)
+            self._cond.notify_all()
+        if self.capacity:
+            self._start()
+        return out
+
+    def fill(self, count: int) -> None:
+        """Compute until at least `count` obfuscators are in the pool (blocking).
+
+        Uses all workers; for warm-up before a timed section, or for a party
+        that knows it is about to wait.
+        """
+        missing = count - len(self._items)
+        if missing <= 0:
+            return
+        parts = executors.executor_workers(self.executor) * 4
+        sizes = [len(c) for c in executors.split(range(missing), parts)]
+        results = executors.run_chunks(self.executor, workers.obfuscator_chunk, sizes, self.spec)
+        with self._cond:
+            for chunk in results:
+                self._items.extend(gmpy2.mpz(o) for o in chunk)
+            if self.capacity and len(self._items) > self.capacity:
+                self.capacity = min(len(self._items), self.max_capacity)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop refilling and drop the stored obfuscators; idempotent."""
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        executor = self.executor
+        parallel = executors.executor_workers(executor)
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._closed or len(self._items) < self.capacity)
+                if self._closed:
+                    return
+                missing = self.capacity - len(self._items)
+            # Leave the workers to any party that is waiting for a result.
+            while not executors.wait_until_idle(timeout=0.5):
+                if self._closed:
+                    return
+            tasks = min(parallel, -(-missing // self.batch))
+            try:
+                futures = [executor.submit(workers.obfuscator_chunk, self.spec, self.batch)
+                           for _ in range(tasks)]
+                results = [f.result() for f in futures]
+            except Exception:  # noqa: BLE001 - executor shut down (interpreter exit, close)
+                return
+            with self._cond:
+                if self._closed:
+                    return
+                for chunk in results:
+                    self._items.extend(gmpy2.mpz(o) for o in chunk)

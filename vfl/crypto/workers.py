@@ -1,0 +1,149 @@
+"""Kernels of the fast engine, run in worker processes (or inline).
+
+Every function here is a picklable top-level function that takes plain
+ints and returns plain ints, so that any ``concurrent.futures.Executor``
+can run it. The key material a kernel needs travels with each task (a few
+hundred bytes); what is expensive to rebuild (the fixed-base table of
+h_s, 17 MB at 2048 bits) is cached per process, keyed by the public values
+it depends on, so each worker builds it once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import gmpy2
+from gmpy2 import mpz
+
+from vfl.crypto.fixed_base import FixedBaseTable
+from vfl.crypto.multiexp import matvec_columns, signed_residue
+
+__all__ = [
+    "CrtSpec",
+    "DjnSpec",
+    "add_chunk",
+    "decrypt_chunk",
+    "encrypt_chunk",
+    "matvec_chunk",
+    "mul_chunk",
+    "obfuscator_chunk",
+    "obfuscator_table",
+    "product_chunk",
+    "rerandomize_chunk",
+]
+
+#: (n, h_s, randomness bits, window): everything a worker needs to encrypt.
+DjnSpec = tuple[int, int, int, int]
+
+#: (p, q, hp, hq): the private CRT values a worker needs to decrypt.
+CrtSpec = tuple[int, int, int, int]
+
+_MAX_TABLES = 2  # keys cached per process; a table is 17 MB at 2048 bits
+_tables: OrderedDict[DjnSpec, FixedBaseTable] = OrderedDict()
+_tables_lock = threading.Lock()
+
+
+def obfuscator_table(spec: DjnSpec) -> FixedBaseTable:
+    """The fixed-base table of h_s mod n^2 for `spec`, built once per process."""
+    with _tables_lock:
+        table = _tables.get(spec)
+        if table is not None:
+            _tables.move_to_end(spec)
+            return table
+        n, h_s, r_bits, window = spec
+        table = FixedBaseTable(h_s, mpz(n) * n, r_bits, window)
+        _tables[spec] = table
+        while len(_tables) > _MAX_TABLES:
+            _tables.popitem(last=False)
+        return table
+
+
+def _obfuscators(spec: DjnSpec, count: int) -> list[gmpy2.mpz]:
+    table = obfuscator_table(spec)
+    r_bits = spec[2]
+    return [table.pow(secrets.randbits(r_bits)) for _ in range(count)]
+
+
+def obfuscator_chunk(spec: DjnSpec, count: int) -> list[int]:
+    """`count` fresh encryptions of zero, ``h_s^r mod n^2``."""
+    return [int(o) for o in _obfuscators(spec, count)]
+
+
+def encrypt_chunk(spec: DjnSpec, plaintexts: Sequence[int]) -> list[int]:
+    """DJN encryptions ``(1 + m n) h_s^r mod n^2`` of the plaintexts."""
+    n = mpz(spec[0])
+    n2 = n * n
+    obfs = _obfuscators(spec, len(plaintexts))
+    # (1 + m n) o = o + n (m o mod n)  (mod n^2): no full-size product needed.
+    return [int((o + n * (m * o % n)) % n2) for m, o in zip(map(int, plaintexts), obfs)]
+
+
+def rerandomize_chunk(spec: DjnSpec, ciphertexts: Sequence[int]) -> list[int]:
+    """Each ciphertext times a fresh encryption of zero."""
+    n = mpz(spec[0])
+    n2 = n * n
+    obfs = _obfuscators(spec, len(ciphertexts))
+    return [int(c * o % n2) for c, o in zip(ciphertexts, obfs)]
+
+
+def add_chunk(n_square: int, pairs: Sequence[tuple[int, int]]) -> list[int]:
+    """``[a b mod n^2]`` for pairs of ciphertexts."""
+    n2 = mpz(n_square)
+    return [int(mpz(a) * b % n2) for a, b in pairs]
+
+
+def product_chunk(n_square: int, ciphertexts: Sequence[int]) -> int:
+    """Product of the ciphertexts mod n^2 (an encrypted sum)."""
+    n2 = mpz(n_square)
+    acc = mpz(1)
+    for c in ciphertexts:
+        acc = acc * c % n2
+    return int(acc)
+
+
+def mul_chunk(n: int, pairs: Sequence[tuple[int, int]]) -> list[int]:
+    """``[c^k mod n^2]`` for (ciphertext, signed scalar) pairs.
+
+    A negative scalar (after taking the smallest-magnitude residue mod n)
+    raises the inverse of c to ``|k|``, keeping the exponent short.
+    """
+    n = mpz(n)
+    n2 = n * n
+    out = []
+    for c, k in pairs:
+        k = signed_residue(k, n)
+        c = mpz(c)
+        if k < 0:
+            c, k = gmpy2.invert(c, n2), -k
+        out.append(int(gmpy2.powmod(c, k, n2)))
+    return out
+
+
+def matvec_chunk(n: int, block: tuple[Sequence[int], Sequence[Sequence[int]]]) -> list[int]:
+    """Partial ``[[X^T a]]`` over a block of rows: ``(ciphertexts, rows)``."""
+    ciphertexts, rows = block
+    n = mpz(n)
+    return matvec_columns(ciphertexts, rows, n, n * n)
+
+
+def decrypt_chunk(spec: CrtSpec, ciphertexts: Sequence[int]) -> list[int]:
+    """Paillier decryption by CRT: plaintexts in [0, n).
+
+    ``m_p = L_p(c^(p-1) mod p^2) * hp mod p`` and the same mod q, joined by
+    the CRT; the exponent is common to all ciphertexts, so
+    ``gmpy2.powmod_base_list`` does them all outside the GIL.
+    """
+    p, q, hp, hq = (mpz(v) for v in spec)
+    p2, q2 = p * p, q * q
+    q_inv = gmpy2.invert(q, p)
+    xs = gmpy2.powmod_base_list([mpz(c) % p2 for c in ciphertexts], p - 1, p2)
+    ys = gmpy2.powmod_base_list([mpz(c) % q2 for c in ciphertexts], q - 1, q2)
+    out = []
+    for x, y in zip(xs, ys):
+        mp = (x - 1) // p * hp % p
+        mq = (y - 1) // q * hq % q
+        out.append(int(mq + q * ((mp - mq) * q_inv % p)))
+    return out

@@ -1,6 +1,13 @@
-"""Low layer: private alignment of the parties' IDs (C never sees an ID)."""
+"""Low layer: private alignment of the parties' IDs (C never sees an ID).
+
+Two methods: ``ecdh`` (the default), Diffie-Hellman PSI on Curve25519, where
+neither side can test guessed IDs against what it receives; and ``hash``,
+HMAC tags under a shared key, faster but open to dictionary attacks by either
+key holder. See ``docs/psi.md``.
+"""
 
 from vfl.psi.base import AlignmentMethod, AlignmentResult
+from vfl.psi.ecdh import EcdhAlignment, MalformedPointError
 from vfl.psi.ids import normalize_id, normalize_ids
 from vfl.psi.keyed_hash import KeyedHashAlignment
 
@@ -9,7 +16,9 @@ __all__ = [
     "AlignmentMethod",
     "AlignmentResult",
     "DEFAULT_ALIGNMENT",
+    "EcdhAlignment",
     "KeyedHashAlignment",
+    "MalformedPointError",
     "get_alignment",
     "normalize_id",
     "normalize_ids",
@@ -17,10 +26,12 @@ __all__ = [
 
 #: Alignment methods by name (``method=``, ``--method``).
 ALIGNMENT_METHODS: dict[str, type[AlignmentMethod]] = {
+    EcdhAlignment.name: EcdhAlignment,
     KeyedHashAlignment.name: KeyedHashAlignment,
 }
 
-DEFAULT_ALIGNMENT = "hash"
+#: Diffie-Hellman PSI: the keyed hash lets either key holder test guessed IDs.
+DEFAULT_ALIGNMENT = "ecdh"
 
 
 def get_alignment(name: str) -> AlignmentMethod:

@@ -21,6 +21,11 @@ from vfl.errors import DuplicateIDError, InvalidIDError
 
 __all__ = ["normalize_id", "normalize_ids"]
 
+#: pandas' missing-value markers (``pd.NA``, ``pd.NaT``), recognised by type
+#: name so this module does not import pandas; ``str()`` would turn them into
+#: the IDs "<NA>" and "NaT".
+_MISSING_TYPES = frozenset({"NAType", "NaTType"})
+
 
 def normalize_id(value: object) -> str:
     """Normalised text form of one ID (see the module docstring).
@@ -30,7 +35,7 @@ def normalize_id(value: object) -> str:
     ValueError
         If the ID is missing (None, NaN, empty after stripping).
     """
-    if value is None:
+    if value is None or type(value).__name__ in _MISSING_TYPES:
         raise ValueError("missing ID")
     if isinstance(value, bool):
         text = str(value)

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     federation = Federation(c, b, a, config=config, progress=True).fit()
     elapsed = time.perf_counter() - started
-    print(f"aligned rows (private keyed-hash alignment): {federation.aligned_rows_}")
+    print(f"aligned rows ({federation.alignment} private alignment): {federation.aligned_rows_}")
     print(f"trained {len(federation.history_)} epochs in {elapsed:.1f} s")
 
     # Baselines on the joined data: possible here only because the demo

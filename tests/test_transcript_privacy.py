@@ -26,8 +26,12 @@ from vfl.protocol.messages import (
     PublicKeyMessage,
     TrainingPlan,
 )
+from vfl.psi.ecdh import EcdhHello, EcdhPoints, EcdhTags
 from vfl.psi.federation import AlignmentSelection
 from vfl.training import TrainingConfig
+
+#: Messages of either alignment method (keyed hash, ECDH PSI).
+ALIGNMENT = {AlignmentKey, AlignmentTags, EcdhHello, EcdhPoints, EcdhTags}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,7 @@ def run(request):
 def test_feature_holder_receives_only_ciphertexts_and_its_own_gradient(run):
     fed, a, b, c, _ = run
     received = fed.network_.received_by("A1")
-    allowed = {PublicKeyMessage, AlignmentKey, AlignmentTags, AlignmentSelection, TrainingPlan,
+    allowed = {PublicKeyMessage, *ALIGNMENT, AlignmentSelection, TrainingPlan,
                EpochStart, EncryptedResidual, DecryptedMaskedGradient, EpochEnd}
     assert {type(e.body) for e in received} <= allowed
     assert {e.sender for e in received if isinstance(e.body, EpochEnd)} == {"C"}
@@ -113,7 +117,7 @@ def test_no_raw_id_leaves_a_data_party(run):
 def test_label_holder_receives_only_documented_plaintext(run):
     fed, *_ = run
     received = fed.network_.received_by("B")
-    allowed = {PublicKeyMessage, AlignmentKey, AlignmentTags, EncryptedPartialScores,
+    allowed = {PublicKeyMessage, *ALIGNMENT, EncryptedPartialScores,
                DecryptedMaskedGradient, EpochEnd, InterceptOffset}
     assert {type(e.body) for e in received} <= allowed
     # B's only plaintext from A is the single intercept offset at the end.

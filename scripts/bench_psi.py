@@ -91,6 +91,13 @@ def peak_rss_mib(pid: int | str = "self") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def warm(_: int) -> int:
     import vfl.psi.x25519_ops  # noqa: F401  (import cost paid before the clock)
     return os.getpid()
@@ -106,16 +113,19 @@ def party_main(name: str, conn, n: int, overlap: float, seed: int, workers: int,
     list(pool.map(warm, range(workers * 4)))
     endpoint = PipeEndpoint(name, "bench", conn)
     method = EcdhAlignment(executor=pool, chunk_size=chunk_size, progress=True)
+    workers_pids = list(pool._processes)  # noqa: SLF001
     barrier.wait()
+    cpu0 = cpu_seconds() + sum(cpu_seconds(pid) for pid in workers_pids)
     start = time.perf_counter()
     result = method.run(ids, endpoint, peer, leader=(name == "B"))
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() + sum(cpu_seconds(pid) for pid in workers_pids) - cpu0
     endpoint.close()
-    worker_peaks = [peak_rss_mib(pid) for pid in pool._processes]  # noqa: SLF001
+    worker_peaks = [peak_rss_mib(pid) for pid in workers_pids]
     shared = [ids[i] for i in result.positions[:5]]
     results.put({"party": name, "seconds": seconds, "shared": len(result),
                  "first": shared, "bytes_sent": endpoint.bytes_sent,
-                 "rss_mib": peak_rss_mib(), "workers_mib": worker_peaks})
+                 "rss_mib": peak_rss_mib(), "workers_mib": worker_peaks, "cpu": cpu})
     pool.shutdown()
 
 
@@ -139,16 +149,16 @@ def openmined_main(n: int, overlap: float, seed: int, results) -> None:
     import private_set_intersection.python as psi
 
     a, b = make_ids("A", n, overlap, seed), make_ids("B", n, overlap, seed)
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     client = psi.client.CreateWithNewKey(True)   # reveal_intersection
     server = psi.server.CreateWithNewKey(True)
     setup = server.CreateSetupMessage(0.0, len(a), b, psi.DataStructure.RAW)
     request = client.CreateRequest(a)
     response = server.ProcessRequest(request)
     shared = client.GetIntersection(setup, response)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     size = sum(len(m.SerializeToString()) for m in (setup, request, response))
-    results.put({"seconds": seconds, "shared": len(shared), "bytes": size,
+    results.put({"seconds": seconds, "cpu": cpu, "shared": len(shared), "bytes": size,
                  "rss_mib": peak_rss_mib(), "version": psi.__version__})
 
 
@@ -175,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before "
+          "starting (other processes compete for the cores when it is above 0); "
           f"{args.workers} workers per party, chunks of {args.chunk_size}", flush=True)
     for n in args.sizes:
         expected = int(round(n * args.overlap))
@@ -184,22 +195,25 @@ def main(argv: list[str] | None = None) -> int:
             theirs = bench_openmined(n, args.overlap, args.seed)
             assert theirs["shared"] == expected, theirs
             print(f"[{n:,} x {n:,}] openmined-psi {theirs['version']} (P-256, 1 process, both "
-                  f"sides): {theirs['seconds']:.1f} s, peak memory {theirs['rss_mib']:.0f} MiB "
+                  f"sides): {theirs['seconds']:.1f} s ({theirs['cpu']:.1f} CPU-s), peak memory {theirs['rss_mib']:.0f} MiB "
                   f"(both sides), {theirs['bytes'] / 1e6:.1f} MB exchanged", flush=True)
         ours = bench_ours(n, args.overlap, args.seed, args.workers, args.chunk_size)
         seconds = max(r["seconds"] for r in ours.values())
         for name, r in sorted(ours.items()):
             assert r["shared"] == expected, r
             total = r["rss_mib"] + sum(r["workers_mib"])
-            print(f"[{n:,} x {n:,}] ours, party {name}: {r['seconds']:.1f} s, peak memory "
+            print(f"[{n:,} x {n:,}] ours, party {name}: {r['seconds']:.1f} s "
+                  f"({r['cpu']:.1f} CPU-s with its workers), peak memory "
                   f"{total:.0f} MiB (process {r['rss_mib']:.0f} + workers "
                   f"{' + '.join(f'{w:.0f}' for w in r['workers_mib'])}), sent "
                   f"{r['bytes_sent'] / 1e6:.1f} MB", flush=True)
         exchanged = sum(r["bytes_sent"] for r in ours.values())
-        line = (f"[{n:,} x {n:,}] ours: {seconds:.1f} s, {exchanged / 1e6:.1f} MB exchanged, "
-                f"{expected:,} shared")
+        cpu = sum(r["cpu"] for r in ours.values())
+        line = (f"[{n:,} x {n:,}] ours: {seconds:.1f} s ({cpu:.1f} CPU-s, both sides), "
+                f"{exchanged / 1e6:.1f} MB exchanged, {expected:,} shared")
         if theirs:
-            line += f"; {theirs['seconds'] / seconds:.1f}x faster than openmined-psi"
+            line += (f"; {theirs['seconds'] / seconds:.1f}x faster than openmined-psi "
+                     f"(CPU-s ratio {theirs['cpu'] / cpu:.2f})")
         print(line, flush=True)
     return 0
 

@@ -34,7 +34,7 @@ from vfl.crypto import executors, workers
 from vfl.crypto.ciphertext import EncryptedVector
 from vfl.crypto.djn import check_h_s, djn_public_params, randomness_bits
 from vfl.crypto.engine import PaillierDecryptor, PaillierEngine, validate_ciphertexts
-from vfl.crypto.fixed_base import DEFAULT_WINDOW
+from vfl.crypto.fixed_base import choose_window
 from vfl.crypto.obfuscator_pool import ObfuscatorPool
 
 __all__ = ["FastDecryptor", "FastEngine"]
@@ -64,9 +64,11 @@ class FastEngine(PaillierEngine):
         executor it did not create.
     pool_capacity : int
         Initial size of the background obfuscator pool (it grows with
-        demand); 0 disables background precomputation.
-    window : int
-        Window width of the fixed-base table of h_s.
+        demand); it starts filling at the first encryption or
+        re-randomisation. 0 disables background precomputation.
+    window : int, optional
+        Window width of the fixed-base table of h_s; default: the widest
+        whose table fits in 128 MB per process (11 bits at 2048-bit keys).
     parallel : bool
         False runs everything inline in the calling thread (no processes).
 
@@ -81,12 +83,14 @@ class FastEngine(PaillierEngine):
     def __init__(self, public_key: phe.PaillierPublicKey,
                  public_params: Mapping[str, int] | None = None,
                  executor: Executor | None = None, *, pool_capacity: int = 256,
-                 window: int = DEFAULT_WINDOW, parallel: bool = True) -> None:
+                 window: int | None = None, parallel: bool = True) -> None:
         super().__init__(public_key, public_params, executor)
         self.h_s = check_h_s(self.public_params, public_key)
         self._n = mpz(self.n)
         self._n2 = mpz(self.n_square)
         self.r_bits = randomness_bits(self.n)
+        if window is None:
+            window = choose_window(self.r_bits, self._n2.bit_length())
         self.spec: workers.DjnSpec = (int(self.n), self.h_s, self.r_bits, window)
         if parallel and executor is None:
             executor = executors.default_executor()
@@ -190,6 +194,15 @@ class FastEngine(PaillierEngine):
         is about to do; the background refill does the same unasked.
         """
         self.pool.fill(count)
+
+    def expect(self, count: int) -> None:
+        """Hint: about `count` encryptions / re-randomisations per round are coming.
+
+        Raises the background pool's target to `count` and starts filling it
+        now, without blocking; call it when a party learns its batch size and
+        is about to wait (e.g. on receiving the public key, before alignment).
+        """
+        self.pool.reserve(count)
 
     # --- arithmetic ------------------------------------------------------------
 

@@ -42,7 +42,8 @@ class ObfuscatorPool:
         Where to compute; None computes nothing in the background (the pool
         then only holds what :meth:`fill` put there).
     capacity : int
-        Initial target size; 0 disables background refilling.
+        Initial target size; 0 disables background refilling. Refilling
+        starts at the first :meth:`take`.
     max_capacity : int
         Upper bound of the adaptive target (about 600 bytes per obfuscator
         at 2048 bits).
@@ -62,8 +63,8 @@ class ObfuscatorPool:
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
-        if self.capacity and executor is not None:
-            self._start()
+        # The refill thread starts on the first take(): an engine that never
+        # encrypts (the key owner's) costs nothing.
 
     def __len__(self) -> int:
         return len(self._items)
@@ -91,6 +92,15 @@ class ObfuscatorPool:
         if self.capacity:
             self._start()
         return out
+
+    def reserve(self, count: int) -> None:
+        """Raise the refill target to `count` (within the cap) and start refilling."""
+        if self.executor is None or self._closed:
+            return
+        with self._cond:
+            self.capacity = max(self.capacity, min(count, self.max_capacity))
+            self._cond.notify_all()
+        self._start()
 
     def fill(self, count: int) -> None:
         """Compute until at least `count` obfuscators are in the pool (blocking).

@@ -41,7 +41,7 @@ DjnSpec = tuple[int, int, int, int]
 #: (p, q, hp, hq): the private CRT values a worker needs to decrypt.
 CrtSpec = tuple[int, int, int, int]
 
-_MAX_TABLES = 2  # keys cached per process; a table is 17 MB at 2048 bits
+_MAX_TABLES = 2  # keys cached per process; a table takes up to ~128 MB
 _tables: OrderedDict[DjnSpec, FixedBaseTable] = OrderedDict()
 _tables_lock = threading.Lock()
 

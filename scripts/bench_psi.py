@@ -195,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             theirs = bench_openmined(n, args.overlap, args.seed)
             assert theirs["shared"] == expected, theirs
             print(f"[{n:,} x {n:,}] openmined-psi {theirs['version']} (P-256, 1 process, both "
-                  f"sides): {theirs['seconds']:.1f} s ({theirs['cpu']:.1f} CPU-s), peak memory {theirs['rss_mib']:.0f} MiB "
-                  f"(both sides), {theirs['bytes'] / 1e6:.1f} MB exchanged", flush=True)
+                  f"sides): {theirs['seconds']:.1f} s ({theirs['cpu']:.1f} CPU-s), peak memory "
+                  f"{theirs['rss_mib']:.0f} MiB (both sides), "
+                  f"{theirs['bytes'] / 1e6:.1f} MB exchanged", flush=True)
         ours = bench_ours(n, args.overlap, args.seed, args.workers, args.chunk_size)
         seconds = max(r["seconds"] for r in ours.values())
         for name, r in sorted(ours.items()):

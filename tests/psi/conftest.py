@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from vfl.errors import PeerAbortedError
 from vfl.protocol.channel import InProcessNetwork
 
 
@@ -38,7 +39,6 @@ def run_parties(network: InProcessNetwork, tasks: dict[str, Callable[[Any], Any]
         assert not thread.is_alive(), "a party hung"
     if errors:
         # The party that failed first is the one whose error is not a PeerAbortedError.
-        from vfl.errors import PeerAbortedError
         first = [e for e in errors.values() if not isinstance(e, PeerAbortedError)]
         raise (first or list(errors.values()))[0]
     return results

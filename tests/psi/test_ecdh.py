@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import gmpy2
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -59,7 +61,8 @@ def test_matches_plain_intersection(pair, a_ids, b_ids):
     check(pair, a_ids, b_ids)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sets(st.integers(0, 60), max_size=40), st.sets(st.integers(0, 60), max_size=40),
        st.integers(1, 9), st.integers(1, 9))
 def test_random_sets_and_chunk_sizes(pair, a, b, chunk_a, chunk_b):
@@ -161,7 +164,6 @@ def _u(value: int) -> bytes:
 
 
 def _twist_u() -> bytes:
-    import gmpy2
     u = 2
     while gmpy2.legendre((u ** 3 + 486662 * u * u + u) % P, P) != -1:
         u += 1
@@ -204,7 +206,6 @@ def test_malformed_points_are_refused(bad, reason, against):
     message = str(error)
     assert "party B" in message and "A sent" in message and "EcdhPoints chunk 0" in message
     assert "point 1" in message
-    import re
     assert re.search(reason, message)
 
 

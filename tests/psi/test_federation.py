@@ -9,15 +9,13 @@ import pytest
 
 from vfl.errors import EmptyIntersectionError
 from vfl.protocol.channel import InProcessNetwork
-from vfl.psi import EcdhAlignment, normalize_ids
+from vfl.psi import EcdhAlignment, get_alignment, normalize_ids
 from vfl.psi.federation import align_as_feature_holder, align_as_label_holder
 from vfl.psi.progress import Progress
 
 
 @pytest.mark.parametrize("method_name", ["ecdh", "hash"])
 def test_three_parties_share_rows_in_one_order(run_all, method_name):
-    from vfl.psi import get_alignment
-
     frames = {
         "B": pd.DataFrame({"id": [1, 2, 3, 4, 5, 6, "Zoë"], "y": range(7)}),
         "A1": pd.DataFrame({"id": ["6", "5", " 4 ", "3", "Zoë", "99"], "x1": range(6)}),
@@ -46,8 +44,10 @@ def test_no_common_row_is_an_error_on_every_side(run_all):
         run_all(network, {
             "B": lambda ep: align_as_label_holder(["1", "2"], ep, ["A1", "A2"],
                                                   EcdhAlignment(progress=False)),
-            "A1": lambda ep: align_as_feature_holder(["1"], ep, "B", EcdhAlignment(progress=False)),
-            "A2": lambda ep: align_as_feature_holder(["2"], ep, "B", EcdhAlignment(progress=False)),
+            "A1": lambda ep: align_as_feature_holder(["1"], ep, "B",
+                                                     EcdhAlignment(progress=False)),
+            "A2": lambda ep: align_as_feature_holder(["2"], ep, "B",
+                                                     EcdhAlignment(progress=False)),
         })
 
 

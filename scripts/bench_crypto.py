@@ -185,8 +185,10 @@ def print_table(bits: int, rows: list[tuple], note: str) -> None:
             v = per.get(e)
             cells += [f"{v[0]:.4f}", f"{v[1]:.4f}"] if v else ["-", "-"]
         ratios = []
+        # A warm pool is this engine's own trick: compare with the peers' only way.
+        peer = dict(rows).get(op.replace("(pool warm)", "(pool cold)"), per)
         for e in ("phe", "heu"):
-            v, f = per.get(e), per.get("fast")
+            v, f = peer.get(e), per.get("fast")
             ratios.append(f"{v[0] / f[0]:.1f}x" if v and f else "-")
         print(f"| {op} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     print(note)

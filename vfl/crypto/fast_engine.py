@@ -98,6 +98,14 @@ class FastEngine(PaillierEngine):
         self._workers = executors.executor_workers(self._executor)
         self.pool = ObfuscatorPool(self.spec, self._executor, capacity=pool_capacity)
         self._closed = False
+        if self._executor is not None and pool_capacity:
+            # Build the fixed-base table in every worker now, in the background
+            # (seconds at 2048 bits), not in the middle of the first round.
+            for _ in range(self._workers):
+                try:
+                    self._executor.submit(workers.obfuscator_chunk, self.spec, 1)
+                except RuntimeError:  # pragma: no cover - executor shut down
+                    break
 
     @classmethod
     def public_params_for(cls, private_key: phe.PaillierPrivateKey) -> dict[str, int]:

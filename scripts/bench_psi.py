@@ -98,6 +98,14 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
+
+
 def warm(_: int) -> int:
     import vfl.psi.x25519_ops  # noqa: F401  (import cost paid before the clock)
     return os.getpid()
@@ -116,16 +124,19 @@ def party_main(name: str, conn, n: int, overlap: float, seed: int, workers: int,
     workers_pids = list(pool._processes)  # noqa: SLF001
     barrier.wait()
     cpu0 = cpu_seconds() + sum(cpu_seconds(pid) for pid in workers_pids)
+    busy0, idle0 = machine_cpu()
     start = time.perf_counter()
     result = method.run(ids, endpoint, peer, leader=(name == "B"))
     seconds = time.perf_counter() - start
+    busy1, idle1 = machine_cpu()
     cpu = cpu_seconds() + sum(cpu_seconds(pid) for pid in workers_pids) - cpu0
     endpoint.close()
     worker_peaks = [peak_rss_mib(pid) for pid in workers_pids]
     shared = [ids[i] for i in result.positions[:5]]
     results.put({"party": name, "seconds": seconds, "shared": len(result),
                  "first": shared, "bytes_sent": endpoint.bytes_sent,
-                 "rss_mib": peak_rss_mib(), "workers_mib": worker_peaks, "cpu": cpu})
+                 "rss_mib": peak_rss_mib(), "workers_mib": worker_peaks, "cpu": cpu,
+                 "machine_busy": busy1 - busy0, "machine_idle": idle1 - idle0})
     pool.shutdown()
 
 
@@ -149,7 +160,7 @@ def openmined_main(n: int, overlap: float, seed: int, results) -> None:
     import private_set_intersection.python as psi
 
     a, b = make_ids("A", n, overlap, seed), make_ids("B", n, overlap, seed)
-    start, cpu0 = time.perf_counter(), time.process_time()
+    start, cpu0, busy0 = time.perf_counter(), time.process_time(), machine_cpu()[0]
     client = psi.client.CreateWithNewKey(True)   # reveal_intersection
     server = psi.server.CreateWithNewKey(True)
     setup = server.CreateSetupMessage(0.0, len(a), b, psi.DataStructure.RAW)
@@ -157,8 +168,10 @@ def openmined_main(n: int, overlap: float, seed: int, results) -> None:
     response = server.ProcessRequest(request)
     shared = client.GetIntersection(setup, response)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    others = machine_cpu()[0] - busy0 - cpu
     size = sum(len(m.SerializeToString()) for m in (setup, request, response))
-    results.put({"seconds": seconds, "cpu": cpu, "shared": len(shared), "bytes": size,
+    results.put({"seconds": seconds, "cpu": cpu, "others": others, "shared": len(shared),
+                 "bytes": size,
                  "rss_mib": peak_rss_mib(), "version": psi.__version__})
 
 
@@ -197,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{n:,} x {n:,}] openmined-psi {theirs['version']} (P-256, 1 process, both "
                   f"sides): {theirs['seconds']:.1f} s ({theirs['cpu']:.1f} CPU-s), peak memory "
                   f"{theirs['rss_mib']:.0f} MiB (both sides), "
-                  f"{theirs['bytes'] / 1e6:.1f} MB exchanged", flush=True)
+                  f"{theirs['bytes'] / 1e6:.1f} MB exchanged; other processes used about "
+                  f"{max(0.0, theirs['others']):.0f} CPU-s meanwhile", flush=True)
         ours = bench_ours(n, args.overlap, args.seed, args.workers, args.chunk_size)
         seconds = max(r["seconds"] for r in ours.values())
         for name, r in sorted(ours.items()):
@@ -216,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             line += (f"; {theirs['seconds'] / seconds:.1f}x faster than openmined-psi "
                      f"(CPU-s ratio {theirs['cpu'] / cpu:.2f})")
         print(line, flush=True)
+        busy, idle = ours["A"]["machine_busy"], ours["A"]["machine_idle"]
+        print(f"[{n:,} x {n:,}] machine during our run: busy {busy:.0f} CPU-s, idle "
+              f"{idle:.0f} CPU-s; other processes used about {max(0.0, busy - cpu):.0f} "
+              "CPU-s", flush=True)
     return 0
 
 

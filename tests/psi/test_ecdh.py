@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import queue
 import random
 import re
 import threading
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 import vfl.psi.ecdh as ecdh
 from vfl.errors import DuplicateIDError, ProtocolError
 from vfl.protocol.channel import InProcessNetwork
+from vfl.protocol.messages import AlignmentTags
 from vfl.psi import DEFAULT_ALIGNMENT, EcdhAlignment, MalformedPointError, get_alignment
 from vfl.psi.ecdh import SUITE, TAG_BYTES, EcdhHello, EcdhPoints, EcdhTags, intersect_tags
 from vfl.psi.hash_to_curve import P, encode_to_curve
@@ -44,6 +46,9 @@ def check(pair, a_ids, b_ids, **kw):
 def test_is_the_default():
     assert DEFAULT_ALIGNMENT == "ecdh"
     assert isinstance(get_alignment("ecdh"), EcdhAlignment)
+    assert get_alignment("ecdh", progress=False, chunk_size=99).chunk_size == 99
+    with pytest.raises(ValueError, match="available: ecdh, hash"):
+        get_alignment("nope")
 
 
 @pytest.mark.parametrize("a_ids, b_ids", [
@@ -103,11 +108,16 @@ def test_duplicates_and_non_strings_are_refused():
         method().run(["7", 8], network.endpoint("A"), "B", leader=False)
 
 
-def test_hash_alignment_still_available(pair):
-    a_ids, b_ids = ["1", "2", "3"], ["3", "2", "9"]
-    ra, rb = pair(a_ids, b_ids, get_alignment("hash"))
+def test_hash_alignment_still_available_and_hides_row_order(pair):
+    a_ids, b_ids = [str(i) for i in range(30)], ["3", "2", "9", "77"]
+    network = InProcessNetwork(["A", "B"], "hash", record=True)
+    ra, rb = pair(a_ids, b_ids, get_alignment("hash"), network=network)
     assert [a_ids[i] for i in ra.positions] == [b_ids[i] for i in rb.positions]
-    assert set(a_ids[i] for i in ra.positions) == {"2", "3"}
+    assert set(a_ids[i] for i in ra.positions) == {"2", "3", "9"}
+    tags = next(e.body.tags for e in network.received_by("B")
+                if isinstance(e.body, AlignmentTags))
+    chunks = [tags[i:i + 32] for i in range(0, len(tags), 32)]
+    assert chunks == sorted(chunks)
 
 
 # --- what B sees --------------------------------------------------------------
@@ -149,6 +159,14 @@ def test_transcript_cannot_be_matched_without_a_secret(pair, monkeypatch):
     guesses |= {c.encode().ljust(32, b"\0") for c in candidates}
     assert not sent_points & guesses
     assert not sent_tags & {g[:TAG_BYTES] for g in guesses}
+
+    # A's points do not come in A's row order (which could reflect e.g. a sort by date).
+    key_a = X25519PrivateKey.from_private_bytes(scalars["party-A"])
+    own = encode_to_curve(a_ids)
+    in_row_order = b"".join(key_a.exchange(X25519PublicKey.from_public_bytes(own[i:i + 32]))
+                            for i in range(0, len(own), 32))
+    assert in_row_order != points and sorted(sent_points) == sorted(
+        in_row_order[i:i + 32] for i in range(0, len(in_row_order), 32))
 
     # With A's scalar the same attack succeeds: the secret is what protects the IDs.
     assert sent_points == blinded(scalars["party-A"]) & sent_points
@@ -259,3 +277,18 @@ def test_intersect_tags_orders_by_tag():
     theirs = bytes([2] * 16) + bytes([9] * 16) + bytes([3] * 16)
     assert intersect_tags(own, theirs).tolist() == [2, 0]
     assert intersect_tags(b"", theirs).tolist() == []
+
+
+@pytest.mark.parametrize("sizes", [(120, 120), (30, 200), (200, 5)])
+def test_streams_through_a_transport_that_buffers_one_message(pair, sizes):
+    """The chunk schedule never needs more than one message in flight per direction."""
+    network = InProcessNetwork(["A", "B"], "bounded")
+    network._queues = {key: queue.Queue(maxsize=1) for key in network._queues}
+    a_ids = [str(i) for i in range(sizes[0])]
+    b_ids = [str(i) for i in range(50, 50 + sizes[1])]
+    with ThreadPoolExecutor(2) as pool:
+        kw = dict(executor=pool, inline_below=0, progress=False)
+        ra, rb = pair(a_ids, b_ids, EcdhAlignment(chunk_size=8, **kw),
+                      EcdhAlignment(chunk_size=13, **kw), network=network)
+    assert [a_ids[i] for i in ra.positions] == [b_ids[i] for i in rb.positions]
+    assert len(ra) == len(set(a_ids) & set(b_ids))

@@ -86,8 +86,8 @@ class AlignmentKey:
 class AlignmentTags:
     """A <-> B: one tag per ID, concatenated (``width`` bytes each).
 
-    Keyed-hash tags: HMAC-SHA256 under the agreed key. The order is the
-    sender's row order, which the receiver learns nothing from.
+    Keyed-hash tags: HMAC-SHA256 under the agreed key, sorted by tag so the
+    order says nothing about the sender's rows.
     """
 
     tags: bytes

@@ -34,10 +34,14 @@ ALIGNMENT_METHODS: dict[str, type[AlignmentMethod]] = {
 DEFAULT_ALIGNMENT = "ecdh"
 
 
-def get_alignment(name: str) -> AlignmentMethod:
-    """A fresh instance of the alignment method registered under `name`."""
+def get_alignment(name: str, **options: object) -> AlignmentMethod:
+    """A fresh instance of the alignment method registered under `name`.
+
+    `options` go to its constructor, e.g. ``get_alignment("ecdh", progress=False)``.
+    """
     try:
-        return ALIGNMENT_METHODS[name]()
+        cls = ALIGNMENT_METHODS[name]
     except KeyError:
         raise ValueError(f"unknown alignment method {name!r}; available: "
                          f"{', '.join(sorted(ALIGNMENT_METHODS))}") from None
+    return cls(**options)

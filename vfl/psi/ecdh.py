@@ -5,7 +5,9 @@ Protocol, between B and one feature holder A (it is symmetric; both run it):
 1. Each side draws a fresh secret scalar (a for A, b for B) for this run and
    sends :class:`EcdhHello`: the suite, its number of IDs, its chunk size.
 2. Each side hashes its IDs to curve points H(id) and sends [a]H(id) (A) or
-   [b]H(id) (B) in chunks (:class:`EcdhPoints`), in its own row order.
+   [b]H(id) (B) in chunks (:class:`EcdhPoints`), in an order drawn at random
+   (in row order, the positions of the shared IDs would tell the peer how the
+   sender's table is sorted: by date, by label...).
 3. Each side multiplies every point it receives by its own scalar and sends
    the result back, chunk for chunk (:class:`EcdhTags`): A returns
    [a][b]H(y) for B's IDs y, B returns [b][a]H(x) for A's IDs x.
@@ -133,8 +135,8 @@ class EcdhHello:
 class EcdhPoints:
     """A <-> B: chunk `chunk` of the sender's IDs, hashed and blinded once.
 
-    ``points`` holds 32-byte X25519 u-coordinates, concatenated, in the
-    sender's row order (which they do not reveal).
+    ``points`` holds 32-byte X25519 u-coordinates, concatenated, in an order
+    the sender drew at random for this run (never its row order).
     """
 
     chunk: int
@@ -224,19 +226,32 @@ class EcdhAlignment(AlignmentMethod):
             workers = _workers_of(executor)
         progress = Progress(f"party {me}: ecdh alignment with {peer}", len(ids) + hello.count,
                             unit="points", enabled=self.progress)
+        # IDs go out in a secret random order: in row order, the positions of
+        # the shared IDs would tell the peer how this party's table is sorted
+        # (by date, by label...).
+        order = _secret_permutation(len(ids))
         try:
-            own_tags, peer_tags = _exchange(ids, scalar, hello, endpoint, peer, executor,
-                                            self.chunk_size, workers, progress)
+            own_tags, peer_tags = _exchange(ids, order, scalar, hello, endpoint, peer,
+                                            executor, self.chunk_size, workers, progress)
         finally:
             progress.close()
-        rows = intersect_tags(own_tags, peer_tags, peer=peer, party=me)
-        return AlignmentResult(rows, peer_size=hello.count)
+        sent = intersect_tags(own_tags, peer_tags, peer=peer, party=me)
+        return AlignmentResult(order[sent], peer_size=hello.count)
 
 
-def _exchange(ids: Sequence[str], scalar: bytes, hello: EcdhHello, endpoint: Endpoint,
-              peer: str, executor: Executor, chunk_size: int, workers: int,
-              progress: Progress) -> tuple[bytes, bytes]:
+def _secret_permutation(n: int) -> np.ndarray:
+    """A uniformly random permutation of range(n) from the OS's random source."""
+    keys = np.frombuffer(os.urandom(8 * n), dtype=np.uint64)
+    return np.argsort(keys, kind="stable").astype(np.int64)
+
+
+def _exchange(ids: Sequence[str], order: np.ndarray, scalar: bytes, hello: EcdhHello,
+              endpoint: Endpoint, peer: str, executor: Executor, chunk_size: int,
+              workers: int, progress: Progress) -> tuple[bytes, bytes]:
     """Stream both sets through both scalars; (own doubly blinded, peer's doubly blinded).
+
+    Own IDs are sent in the given `order` (``ids[order[k]]`` is the k-th sent);
+    the first result is in that order too.
 
     Every step s: send own chunk s, receive the peer's chunk s (and queue its
     multiplication), send back the peer's chunk s - lag, receive own chunk
@@ -264,8 +279,8 @@ def _exchange(ids: Sequence[str], scalar: bytes, hello: EcdhHello, endpoint: End
     try:
         for step in range(max(own_chunks, peer_chunks) + lag):
             while next_own < own_chunks and len(own_jobs) < lookahead:
-                part = ids[next_own * chunk_size:(next_own + 1) * chunk_size]
-                own_jobs[next_own] = executor.submit(blind_ids, list(part), scalar)
+                rows = order[next_own * chunk_size:(next_own + 1) * chunk_size].tolist()
+                own_jobs[next_own] = executor.submit(blind_ids, [ids[r] for r in rows], scalar)
                 next_own += 1
             if step < own_chunks:
                 endpoint.send(peer, EcdhPoints(step, own_jobs.pop(step).result()))
@@ -310,12 +325,13 @@ def _exchange(ids: Sequence[str], scalar: bytes, hello: EcdhHello, endpoint: End
 
 def intersect_tags(own: bytes, theirs: bytes, *, peer: str = "peer",
                    party: str | None = None) -> np.ndarray:
-    """Rows of `own` whose tag is also in `theirs`, ordered by tag.
+    """Positions in `own` of the tags also in `theirs`, ordered by tag.
 
     Parameters
     ----------
     own : bytes
-        This party's doubly blinded values, :data:`TAG_BYTES` each, in row order.
+        This party's doubly blinded values, :data:`TAG_BYTES` each; the result
+        indexes this sequence.
     theirs : bytes
         The peer's doubly blinded values, in any order.
     peer, party : str

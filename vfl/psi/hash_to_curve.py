@@ -44,10 +44,12 @@ _P = mpz(P)
 #: Montgomery coefficient of Curve25519, v^2 = u^3 + A u^2 + u.
 _A = mpz(486662)
 _MINUS_A = _P - _A
+_ONE = mpz(1)
 
 #: Domain-separation tag of this library's ID hashing (RFC 9380, section 3.1):
-#: no other protocol hashes to the same points.
-DST = b"VFL-V01-CS01-PSI-with-curve25519_XMD:SHA-512_ELL2_NU_"
+#: no other protocol hashes to the same points. At most 45 bytes, so that the
+#: second SHA-512 call of expand_message_xmd fits one block.
+DST = b"VFL-PSI-V01-curve25519_XMD:SHA-512_ELL2_NU_"
 
 #: Bytes drawn per field element: ceil((255 + 128) / 8), RFC 9380 for k = 128.
 _L = 48
@@ -78,7 +80,7 @@ def hash_to_field(msg: bytes, dst: bytes = DST) -> int:
 
 def map_to_curve(u: int) -> int:
     """Elligator 2 (RFC 9380, 6.7.1, Z = 2): the u-coordinate of a curve point."""
-    return _elligator2([mpz(u % P)])[0]
+    return int(_elligator2([mpz(u % P)])[0])
 
 
 def u_to_bytes(u: int) -> bytes:
@@ -116,34 +118,40 @@ def encode_to_curve(ids: Sequence[str], dst: bytes = DST) -> bytes:
     tail1 = b"\x01" + dst_prime
     sha512 = hashlib.sha512
     from_binary = gmpy2.from_binary
-    field = []
+    p = _P
+    dens = []
     for text in ids:
         h = zero_block.copy()
         h.update(text.encode("utf-8"))
         h.update(tail0)
         digest = sha512(h.digest() + tail1).digest()
         # gmpy2's binary format: 0x01 0x01 then the magnitude little-endian.
-        field.append(from_binary(b"\x01\x01" + digest[_L - 1::-1]) % _P)
-    xs = _elligator2(field)
-    to_binary = gmpy2.to_binary
-    return b"".join(to_binary(x)[2:].ljust(32, b"\x00") for x in xs)
+        u = from_binary(b"\x01\x01" + digest[_L - 1::-1]) % p
+        # Elligator 2's denominator 1 + Z u^2 (Z = 2); it never vanishes
+        # (-1/2 is not a square mod p), but RFC 9380's rule for 0 costs nothing.
+        dens.append((2 * u * u + 1) % p or _ONE)
+    return b"".join(_elligator2_from_inverses(_batch_invert(dens)))
 
 
 def _elligator2(us: list[mpz]) -> list[mpz]:
-    """Elligator 2 on a batch of field elements (one inversion for all)."""
+    """Elligator 2 on a batch of field elements, as integers."""
+    p = _P
+    dens = [(2 * u * u + 1) % p or _ONE for u in us]
+    return [u_from_bytes(x) for x in _elligator2_from_inverses(_batch_invert(dens))]
+
+
+def _elligator2_from_inverses(invs: list[mpz]) -> list[bytes]:
+    """Elligator 2 given 1 / (1 + 2 u^2) for each u: 32-byte little-endian u-coordinates."""
     p, a, minus_a = _P, _A, _MINUS_A
-    # x1 = -A / (1 + 2 u^2). The denominator never vanishes (-1/2 is not a
-    # square mod p), but RFC 9380's rule for that case (x1 = -A) costs nothing.
-    dens = [(2 * u * u + 1) % p or mpz(1) for u in us]
-    invs = _batch_invert(dens)
+    legendre, to_binary = gmpy2.legendre, gmpy2.to_binary
     out = []
-    legendre = gmpy2.legendre
     for inv in invs:
-        x1 = minus_a * inv % p
-        gx1 = x1 * (x1 * (x1 + a) + 1) % p
-        # is_square(gx1) (0 counts as a square): x1; otherwise x2 = -x1 - A,
-        # whose g(x2) is then a square because Z = 2 is not.
-        out.append(x1 if legendre(gx1, p) != -1 else (minus_a - x1) % p)
+        x1 = minus_a * inv % p                 # -A / (1 + 2 u^2)
+        gx1 = x1 * (x1 * (x1 + a) + 1) % p     # x1^3 + A x1^2 + x1
+        # is_square(gx1) (0 counts): x1; otherwise x2 = -x1 - A, whose g(x2) is
+        # then a square because Z = 2 is not.
+        x = x1 if legendre(gx1, p) != -1 else (minus_a - x1) % p
+        out.append(to_binary(x)[2:].ljust(32, b"\x00"))
     return out
 
 

@@ -56,7 +56,9 @@ class KeyedHashAlignment(AlignmentMethod):
                    info=b"vfl keyed-hash alignment v1" + pair).derive(shared)
 
         tags = [hmac.new(key, i.encode("utf-8"), hashlib.sha256).digest() for i in ids]
-        endpoint.send(peer, AlignmentTags(b"".join(tags), _TAG_BYTES))
+        # Sent sorted, not in row order: the positions of the shared tags
+        # would tell the peer how this party's table is sorted (by date, by label...).
+        endpoint.send(peer, AlignmentTags(b"".join(sorted(tags)), _TAG_BYTES))
         received = endpoint.receive(peer, AlignmentTags)
         if received.width != _TAG_BYTES or len(received.tags) % _TAG_BYTES:
             raise ProtocolError(f"{peer} sent malformed alignment tags "

@@ -129,9 +129,19 @@ class PaillierEngine(ABC):
     def sum(self, a: EncryptedVector) -> EncryptedVector:
         """[[sum_i a_i]] as a vector of length 1."""
 
-    @abstractmethod
     def dot(self, a: EncryptedVector, scalars: Sequence[int]) -> EncryptedVector:
-        """[[sum_i k_i * a_i]] as a vector of length 1."""
+        """[[sum_i k_i * a_i]] as a vector of length 1 (a one-column :meth:`matvec_t`)."""
+        if len(a) != len(scalars):
+            raise ValueError(f"{len(scalars)} scalars for {len(a)} ciphertexts")
+        return self.matvec_t([[k] for k in scalars], a)
+
+    @staticmethod
+    def _check_matrix(matrix: Sequence[Sequence[int]], a: EncryptedVector) -> None:
+        """Shape checks shared by every :meth:`matvec_t`."""
+        if len(matrix) != len(a):
+            raise ValueError(f"matrix has {len(matrix)} rows for {len(a)} ciphertexts")
+        if not matrix:
+            raise ValueError("empty matrix")
 
     @abstractmethod
     def matvec_t(self, matrix: Sequence[Sequence[int]], a: EncryptedVector) -> EncryptedVector:

@@ -251,16 +251,8 @@ class FastEngine(PaillierEngine):
                                         self.n_square)
         return self._vector([workers.product_chunk(self.n_square, partials)])
 
-    def dot(self, a: EncryptedVector, scalars: Sequence[int]) -> EncryptedVector:
-        if len(a) != len(scalars):
-            raise ValueError(f"{len(scalars)} scalars for {len(a)} ciphertexts")
-        return self.matvec_t([[k] for k in scalars], a)
-
     def matvec_t(self, matrix: Sequence[Sequence[int]], a: EncryptedVector) -> EncryptedVector:
-        if len(matrix) != len(a):
-            raise ValueError(f"matrix has {len(matrix)} rows for {len(a)} ciphertexts")
-        if not matrix:
-            raise ValueError("empty matrix")
+        self._check_matrix(matrix, a)
         self._check_key(a)
         rows = [list(r) for r in matrix]
         d = len(rows[0])

@@ -251,16 +251,8 @@ class HeuEngine(PaillierEngine):
         (raw,), _ = _read(ciphertext.serialize(), 0)
         return int(int.from_bytes(raw, "little", signed=True) * self._kit.r_inv % self._kit.n2)
 
-    def dot(self, a: EncryptedVector, scalars: Sequence[int]) -> EncryptedVector:
-        if len(a) != len(scalars):
-            raise ValueError(f"{len(scalars)} scalars for {len(a)} ciphertexts")
-        return self.matvec_t([[k] for k in scalars], a)
-
     def matvec_t(self, matrix: Sequence[Sequence[int]], a: EncryptedVector) -> EncryptedVector:
-        if len(matrix) != len(a):
-            raise ValueError(f"matrix has {len(matrix)} rows for {len(a)} ciphertexts")
-        if not matrix:
-            raise ValueError("empty matrix")
+        self._check_matrix(matrix, a)
         kit = self._kit
         d = len(matrix[0])
         xt = kit.plain([row[j] for j in range(d) for row in matrix], shape=(d, len(matrix)))

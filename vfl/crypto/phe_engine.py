@@ -70,10 +70,7 @@ class PheEngine(PaillierEngine):
         return self.sum(self.mul_plain(a, scalars))
 
     def matvec_t(self, matrix: Sequence[Sequence[int]], a: EncryptedVector) -> EncryptedVector:
-        if len(matrix) != len(a):
-            raise ValueError(f"matrix has {len(matrix)} rows for {len(a)} ciphertexts")
-        if not matrix:
-            raise ValueError("empty matrix")
+        self._check_matrix(matrix, a)
         columns = list(zip(*matrix))
         return EncryptedVector.concat([self.dot(a, column) for column in columns])
 

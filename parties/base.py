@@ -15,13 +15,19 @@ import numpy as np
 import pandas as pd
 import phe
 
-from vfl.crypto import FixedPointCodec, PaillierEngine, get_backend
+from vfl.crypto import FixedPointCodec, PaillierEngine, get_backend, unmask
 from vfl.data import PartyTable, Standardizer, read_party_csv
 from vfl.errors import BatchTooSmallError, ConfigMismatchError
 from vfl.model import ModelPart
+from vfl.optim import penalty_value
 from vfl.protocol.channel import Endpoint
-from vfl.protocol.messages import PublicKeyMessage, TrainingPlan, ciphertext_fields
-from vfl.training import TrainingConfig, smallest_batch
+from vfl.protocol.messages import (
+    DecryptedMaskedGradient,
+    PublicKeyMessage,
+    TrainingPlan,
+    ciphertext_fields,
+)
+from vfl.training import TrainingConfig, smallest_batch, validation_split
 
 __all__ = ["DataParty", "Party"]
 
@@ -95,6 +101,8 @@ class DataParty(Party):
         self.aligned_rows_: int | None = None
         #: This party's own IDs of the shared rows, in the agreed order.
         self.aligned_ids_: list[str] | None = None
+        #: Positions (in the aligned order) of the rows held out for validation.
+        self.validation_rows_: np.ndarray | None = None
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str], *, id_column: str, **kwargs: object):
@@ -153,16 +161,45 @@ class DataParty(Party):
             raise BatchTooSmallError(
                 f"with {d} features this party needs batches of more than "
                 f"{config.min_batch_factor:g} x {d} = {config.min_batch_factor * d:g} rows, but "
-                f"the smallest batch has {smallest} of the {n_rows} aligned rows: raise the "
+                f"the smallest batch has {smallest} of the {n_rows} training rows: raise the "
                 "batch size (or use full batch)", party=self.name)
 
-    def _prepare_features(self, aligned: PartyTable, config: TrainingConfig,
-                          codec: FixedPointCodec) -> tuple[Standardizer, np.ndarray, list]:
-        """Standardise own columns; return the scaler, the float and encoded matrices."""
-        scaler = Standardizer.fit(aligned, config.standardize)
+    def _prepare(self, aligned: PartyTable, plan: TrainingPlan, codec: FixedPointCodec,
+                 n: int) -> tuple[Standardizer, np.ndarray, list, np.ndarray, np.ndarray]:
+        """Split, check and standardise the aligned rows as the plan says.
+
+        Returns the scaler (fitted on the training rows only), the float and
+        encoded feature matrices of every aligned row, and the training and
+        validation positions.
+        """
+        config = plan.config
+        train, validation = validation_split(len(aligned), config.validation_fraction,
+                                             plan.split_seed)
+        self._check_batch_size(len(train), config)
+        codec.check_capacity(n, max(len(train), len(validation)), party=self.name)
+        scaler = Standardizer.fit(aligned.take(train), config.standardize)
         x = scaler.transform(aligned.features)
         encoded = codec.encode_matrix(x, what="features", party=self.name)
-        return scaler, x, encoded
+        self.validation_rows_ = validation
+        return scaler, x, encoded, train, validation
+
+    def _loss_part(self, u_encoded: list[int], weights: np.ndarray, m: int,
+                   config: TrainingConfig, codec: FixedPointCodec) -> int:
+        """This party's plaintext share of S: sum u^2 + 2 m k penalty(w), product scale."""
+        penalty = 2 * m * config.residual_factor * penalty_value(config, weights)
+        return sum(v * v for v in u_encoded) + codec.encode(
+            [penalty], scale_power=2, what="penalty term", party=self.name)[0]
+
+    def _unmask_gradient(self, reply: DecryptedMaskedGradient, masks: list[int], n: int,
+                         codec: FixedPointCodec, scale: float, sender: str) -> np.ndarray:
+        """Decoded gradient sums from C's reply, divided by `scale` (k m)."""
+        if len(reply.values) != len(masks):
+            raise ValueError(f"party {self.name}: {sender} returned {len(reply.values)} "
+                             f"values for {len(masks)}")
+        summed = codec.decode(codec.to_signed(unmask(reply.values, masks, n), n,
+                                              what="gradient", party=self.name),
+                              scale_power=2)
+        return summed / scale
 
     def _initial_weights(self, d: int) -> np.ndarray:
         """Random secret initial weights (PROTOCOL.md: never all zeros)."""

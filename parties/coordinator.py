@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+
+import numpy as np
 
 from vfl.crypto import (
     DEFAULT_BACKEND,
@@ -12,17 +15,22 @@ from vfl.crypto import (
     generate_keypair,
     get_backend,
 )
+from vfl.crypto.shares import combine_shares
 from vfl.errors import ConfigMismatchError
+from vfl.model import sigmoid
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import (
+    ConvergenceVote,
     DecryptedMaskedGradient,
     EncryptedLoss,
+    EncryptedValidationLoss,
+    MaskedPartialScores,
     EpochEnd,
     MaskedGradient,
     PublicKeyMessage,
     TrainingPlan,
 )
-from vfl.training import TrainingConfig, batch_plan
+from vfl.training import StoppingRule, TrainingConfig, batch_plan, validation_split
 
 from parties.base import Party
 
@@ -65,6 +73,8 @@ class Coordinator(Party):
         self.codec = codec or FixedPointCodec()
         self.public_key_ = None
         self.losses_: list[float] = []
+        self.validation_losses_: list[float] = []
+        self.predictions_: np.ndarray | None = None
 
     def run_training(self, endpoint: Endpoint, config: TrainingConfig, *,
                      label_holder: str = "B", feature_holders: Sequence[str] = ("A1",)) -> None:
@@ -81,6 +91,26 @@ class Coordinator(Party):
         finally:
             decryptor.close()
             self._close_engine()
+
+    def receive_predictions(self, endpoint: Endpoint, *, label_holder: str = "B",
+                            feature_holders: Sequence[str] = ("A1",)) -> np.ndarray:
+        """Receive every party's masked shares and return the predictions.
+
+        C sees uniformly masked shares from each party and learns only the
+        sums: one prediction per row (P(class 1) for logistic models), in
+        the alignment order, with no ID.
+        """
+        own = endpoint.receive(label_holder, MaskedPartialScores)
+        shares = [own.values]
+        for name in feature_holders:
+            message = endpoint.receive(name, MaskedPartialScores)
+            if len(message.values) != len(own.values):
+                raise ValueError(f"party {self.name}: {name} sent {len(message.values)} "
+                                 f"shares, {label_holder} {len(own.values)}")
+            shares.append(message.values)
+        total = combine_shares(shares)
+        self.predictions_ = sigmoid(total) if own.model == "logistic" else total
+        return self.predictions_
 
     def _serve(self, endpoint: Endpoint, config: TrainingConfig, label_holder: str,
                feature_holders: list[str], decryptor) -> None:
@@ -101,33 +131,52 @@ class Coordinator(Party):
             raise ConfigMismatchError(
                 f"{label_holder} trains with feature holders {list(plan.feature_holders)}, "
                 f"the coordinator expected {feature_holders}", party=self.name)
-        batches = len(batch_plan(plan.n_rows, config.batch_size, 0))
+        train, _ = validation_split(plan.n_rows, config.validation_fraction, plan.split_seed)
+        batches = len(batch_plan(len(train), config.batch_size, 0))
         owners = [*feature_holders, label_holder]
-        self.losses_ = []
-        previous = None
+        data_parties = [*feature_holders, label_holder]
+        k = config.residual_factor
+        # Mean Taylor loss = S / (2 m k) + log 2 - 1/2 (see EncryptedLoss).
+        constant = math.log(2.0) - 0.5 if config.model == "logistic" else 0.0
+        rule = StoppingRule(config)
+        self.losses_, self.validation_losses_ = [], []
+
+        def decrypt_loss(ciphertexts, rows: int) -> float:
+            """Mean loss over `rows` rows from [[S]]."""
+            if len(ciphertexts) != 1:
+                raise ValueError(f"party {self.name}: a loss must be one ciphertext")
+            s_value = self.codec.decode(self.codec.to_signed(
+                decryptor.decrypt(ciphertexts), n, what="loss", party=self.name),
+                scale_power=2)[0]
+            return s_value / (2 * rows * k) + constant
+
         for epoch in range(1, config.epochs + 1):
             weighted, rows = 0.0, 0
             for number in range(1, batches + 1):
                 at = {"epoch": epoch, "batch": number}
-                loss = self._receive(endpoint, label_holder, EncryptedLoss, **at)
-                if len(loss.loss) != 1:
-                    raise ValueError(f"party {self.name}: the loss must be one ciphertext")
-                two_m_loss = self.codec.decode(self.codec.to_signed(
-                    decryptor.decrypt(loss.loss), n, what="loss", party=self.name),
-                    scale_power=2)[0]
-                weighted += two_m_loss / 2  # = m * L for this batch
-                rows += loss.batch_rows
                 for owner in owners:
                     masked = self._receive(endpoint, owner, MaskedGradient, **at)
                     endpoint.send(owner, DecryptedMaskedGradient(
                         tuple(decryptor.decrypt(masked.values))), **at)
+                loss = self._receive(endpoint, label_holder, EncryptedLoss, **at)
+                weighted += decrypt_loss(loss.loss, loss.batch_rows) * loss.batch_rows
+                rows += loss.batch_rows
             epoch_loss = weighted / rows
             self.losses_.append(epoch_loss)
-            stop = (config.tol > 0 and previous is not None
-                    and abs(previous - epoch_loss) <= config.tol)
-            previous = epoch_loss
-            endpoint.send(label_holder, EpochEnd(stop, epoch_loss), epoch=epoch)
+            validation_loss = None
+            if config.validation_fraction > 0:
+                message = self._receive(endpoint, label_holder, EncryptedValidationLoss,
+                                        epoch=epoch)
+                validation_loss = decrypt_loss(message.loss, message.rows)
+                self.validation_losses_.append(validation_loss)
+            votes = None
+            if config.early_stopping == "weights":
+                votes = [endpoint.receive(p, ConvergenceVote, epoch=epoch).converged
+                         for p in data_parties]
+            stop, best = rule.update(epoch_loss, validation_loss, votes)
+            endpoint.send(label_holder, EpochEnd(stop, epoch_loss, validation_loss, best),
+                          epoch=epoch)
             for name in feature_holders:
-                endpoint.send(name, EpochEnd(stop), epoch=epoch)
+                endpoint.send(name, EpochEnd(stop, None, None, best), epoch=epoch)
             if stop:
                 break

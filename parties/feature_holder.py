@@ -5,18 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vfl.crypto import draw_masks, unmask
+from vfl.crypto import draw_masks, expand_masks
+from vfl.crypto.shares import share_scores
 from vfl.model import ModelPart
+from vfl.optim import Optimizer, learning_rate_at
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import (
+    ConvergenceVote,
+    CrossTerm,
+    CrossTermRequest,
     DecryptedMaskedGradient,
     EncryptedPartialScores,
     EncryptedResidual,
+    EncryptedValidationScores,
     EpochEnd,
     EpochStart,
     InterceptOffset,
     MaskedGradient,
+    MaskedPartialScores,
     PartialScores,
+    PredictionMaskSeed,
     TrainingPlan,
 )
 from vfl.psi import DEFAULT_ALIGNMENT, get_alignment
@@ -104,28 +112,43 @@ class FeatureHolder(DataParty):
         if plan.n_rows != len(aligned) or self.name not in plan.feature_holders:
             raise ValueError(f"party {self.name}: the training plan does not match this "
                              f"party's alignment ({plan.n_rows} rows vs {len(aligned)})")
-        self._check_batch_size(len(aligned), config)
-        codec.check_capacity(n, len(aligned), party=self.name)
-
-        scaler, x, x_encoded = self._prepare_features(aligned, config, codec)
+        # Every feature holder but the last multiplies the sum of the later
+        # ones' encrypted scores by its own: the loss's cross terms.
+        has_cross_term = plan.feature_holders.index(self.name) < len(plan.feature_holders) - 1
+        scaler, x, x_encoded, train, validation = self._prepare(aligned, plan, codec, n)
         d = x.shape[1]
+        k = config.residual_factor
         theta = self._initial_weights(d)
         self.initial_weights_ = theta.copy()
+        optimizer = Optimizer(config, np.ones(d, dtype=bool))
+        best = theta.copy()
+
+        def send_scores(rows: np.ndarray, message: type, *, penalty: bool, **at: int):
+            u_encoded = codec.encode(x[rows] @ theta, what="partial scores", party=self.name)
+            loss_part = (self._loss_part(u_encoded, theta, len(rows), config, codec) if penalty
+                         else sum(v * v for v in u_encoded))
+            endpoint.send(label_holder, message(engine.encrypt(u_encoded),
+                                                engine.encrypt([loss_part])), **at)
+            return u_encoded
+
+        def answer_cross_term(u_encoded: list[int], **at: int) -> None:
+            request = self._receive(endpoint, label_holder, CrossTermRequest, **at)
+            if len(request.values) != len(u_encoded):
+                raise ValueError(f"party {self.name}: {label_holder} asked for a cross term "
+                                 f"over {len(request.values)} rows, not {len(u_encoded)}")
+            endpoint.send(label_holder, CrossTerm(engine.rerandomize(
+                engine.dot(request.values, [2 * v for v in u_encoded]))), **at)
 
         for epoch in range(1, config.epochs + 1):
             start = endpoint.receive(label_holder, EpochStart, epoch=epoch)
-            for number, rows in enumerate(batch_plan(len(aligned), config.batch_size,
-                                                     start.batch_seed), start=1):
+            lr = learning_rate_at(config, epoch)
+            before = theta.copy()
+            for number, batch in enumerate(batch_plan(len(train), config.batch_size,
+                                                      start.batch_seed), start=1):
+                rows = train[batch]
                 m = len(rows)
                 at = {"epoch": epoch, "batch": number}
-                u = x[rows] @ theta
-                u_encoded = codec.encode(u, what="partial scores", party=self.name)
-                # L_A = sum u^2 + m*lambda*||theta||^2, at the scale of a product.
-                loss_part = sum(v * v for v in u_encoded) + codec.encode(
-                    [m * config.l2 * float(theta @ theta)], scale_power=2,
-                    what="L2 term", party=self.name)[0]
-                endpoint.send(label_holder, EncryptedPartialScores(
-                    engine.encrypt(u_encoded), engine.encrypt([loss_part])), **at)
+                u_encoded = send_scores(rows, EncryptedPartialScores, penalty=True, **at)
 
                 residual = self._receive(endpoint, label_holder, EncryptedResidual, **at)
                 if len(residual.residual) != m:
@@ -135,35 +158,55 @@ class FeatureHolder(DataParty):
                 masks = draw_masks(n, d)
                 endpoint.send(coordinator, MaskedGradient(
                     engine.rerandomize(engine.add_plain(gradient, masks))), **at)
+                if has_cross_term:
+                    answer_cross_term(u_encoded, **at)
 
                 reply = endpoint.receive(coordinator, DecryptedMaskedGradient, **at)
-                if len(reply.values) != d:
-                    raise ValueError(f"party {self.name}: {coordinator} returned "
-                                     f"{len(reply.values)} values for {d} weights")
-                summed = codec.decode(codec.to_signed(
-                    unmask(reply.values, masks, n), n, what="gradient", party=self.name),
-                    scale_power=2)
-                theta = theta - config.learning_rate * (summed / m + config.l2 * theta)
+                grad = self._unmask_gradient(reply, masks, n, codec, k * m, coordinator)
+                theta = optimizer.step(theta, grad, lr)
 
-            if endpoint.receive(coordinator, EpochEnd, epoch=epoch).stop:
+            if len(validation):
+                at = {"epoch": epoch, "batch": 0}
+                u_encoded = send_scores(validation, EncryptedValidationScores, penalty=False,
+                                        **at)
+                if has_cross_term:
+                    answer_cross_term(u_encoded, **at)
+            if config.early_stopping == "weights":
+                moved = float(np.linalg.norm(theta - before))
+                endpoint.send(coordinator, ConvergenceVote(moved <= config.tol), epoch=epoch)
+            end = endpoint.receive(coordinator, EpochEnd, epoch=epoch)
+            if end.best:
+                best = theta.copy()
+            if end.stop:
                 break
 
+        if config.early_stopping == "validation":
+            theta = best
         raw, offset = scaler.raw_weights(theta)
         endpoint.send(label_holder, InterceptOffset(offset))
         self.model_ = ModelPart(self.name, self.role, list(self.table.feature_names),
-                                raw.tolist(), None, endpoint.session)
+                                raw.tolist(), None, endpoint.session, config.model)
 
     def serve_prediction(self, endpoint: Endpoint, *, label_holder: str = "B",
+                         coordinator: str = "C", deliver_to: str = "B",
                          alignment: str = DEFAULT_ALIGNMENT) -> None:
-        """Send the label holder this party's partial scores for the shared rows.
+        """Send this party's partial scores for the rows shared with the label holder.
 
         The rows are this party's current data aligned with the label
-        holder's prediction rows; the scores go in the clear, so the label
-        holder learns u_A for those rows (PROTOCOL.md, prediction).
+        holder's prediction rows. With ``deliver_to="B"`` the scores go to B
+        in the clear, so B learns u_A for those rows (PROTOCOL.md,
+        prediction). With ``deliver_to="C"`` they go to C hidden by masks
+        only B can remove in the sum, so C learns the total and no party's
+        share, and B learns nothing of u_A.
         """
         if self.model_ is None:
             raise AttributeError(f"party {self.name} has no model: train or load one first")
         positions = align_as_feature_holder(self.table.ids, endpoint, label_holder,
                                             get_alignment(alignment))
         scores = self.model_.score(self.table.features[positions])
-        endpoint.send(label_holder, PartialScores(tuple(scores.tolist())))
+        if deliver_to == label_holder:
+            endpoint.send(label_holder, PartialScores(tuple(scores.tolist())))
+            return
+        seed = endpoint.receive(label_holder, PredictionMaskSeed).seed
+        endpoint.send(coordinator, MaskedPartialScores(share_scores(
+            scores, expand_masks(seed, len(scores)), party=self.name)))

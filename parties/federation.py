@@ -12,9 +12,11 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from vfl.errors import PeerAbortedError
+from vfl.metrics import model_metrics
 from vfl.progress import EpochProgress
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
 from vfl.psi import DEFAULT_ALIGNMENT
@@ -35,11 +37,11 @@ class Federation:
     coordinator : Coordinator
     label_holder : LabelHolder
     feature_holders : FeatureHolder or sequence of FeatureHolder
-        This version trains with exactly one.
+        One or more (A1..Ak); each holds its own columns of the same people.
     config : TrainingConfig, optional
         Hyper-parameters; every party gets the same.
     alignment : str
-        Private alignment method ("hash").
+        Private alignment method ("ecdh", the default, or "hash").
     timeout : float
         Seconds any party waits for a message before giving up.
     record : bool
@@ -74,9 +76,8 @@ class Federation:
             raise TypeError(f"label_holder must be a LabelHolder, got {type(label_holder).__name__}")
         if not all(isinstance(a, FeatureHolder) for a in feature_holders):
             raise TypeError("feature_holders must be FeatureHolder objects")
-        if len(feature_holders) != 1:
-            raise ValueError(f"this version trains with exactly one feature holder, got "
-                             f"{len(feature_holders)}")
+        if not feature_holders:
+            raise ValueError("a federation needs at least one feature holder")
         names = [coordinator.name, label_holder.name, *(a.name for a in feature_holders)]
         if len(set(names)) != len(names):
             raise ValueError(f"party names must be unique, got {names}")
@@ -138,9 +139,9 @@ class Federation:
     # --- prediction -----------------------------------------------------------
 
     def predict(self, label_holder_data: pd.DataFrame | None = None,
-                feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
-                ) -> pd.Series:
-        """Federated prediction, delivered to the label holder.
+                feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
+                *, deliver_to: str = "B") -> pd.Series:
+        """Federated prediction on the rows every party holds.
 
         Parameters
         ----------
@@ -148,34 +149,87 @@ class Federation:
             New rows for B (ID and B's feature columns; a label column is not
             needed). Default: B's training data.
         feature_holder_data : DataFrame or mapping of name to DataFrame, optional
-            New rows for each feature holder. Default: their training data.
+            New rows for each feature holder (a DataFrame alone is for the
+            only feature holder). Default: their training data.
+        deliver_to : {"B", "C"}
+            Who receives the predictions (PROTOCOL.md, prediction). "B": the
+            feature holders send B their partial scores in the clear. "C":
+            every party sends the coordinator masked shares, so C learns the
+            predictions (without IDs) and nobody learns another party's
+            partial score. Either party may be named by its actual name.
 
         Returns
         -------
         pandas.Series
-            Predictions indexed by ID for the rows all parties hold, in the
-            label holder's row order.
+            Predictions (P(class 1) for logistic models) indexed by ID, in
+            the label holder's row order. With ``deliver_to="C"`` the values
+            are C's; the IDs come from B's side of this simulation, as C
+            never sees any.
         """
         b = self._with_data(self.label_holder, label_holder_data)
-        if isinstance(feature_holder_data, pd.DataFrame):
-            feature_holder_data = {self.feature_holders[0].name: feature_holder_data}
-        feature_holder_data = dict(feature_holder_data or {})
-        unknown = set(feature_holder_data) - {a.name for a in self.feature_holders}
-        if unknown:
-            raise ValueError(f"no feature holder named {', '.join(sorted(unknown))}")
-        holders = [self._with_data(a, feature_holder_data.get(a.name))
-                   for a in self.feature_holders]
+        holders = self._holders_with_data(feature_holder_data)
         names = [a.name for a in holders]
-        result: dict[str, pd.Series] = {}
+        c = self.coordinator.name
+        target = {"B": b.name, "C": c}.get(deliver_to, deliver_to)
+        if target not in (b.name, c):
+            raise ValueError(f"deliver_to must be {b.name!r} (label holder) or {c!r} "
+                             f"(coordinator), got {deliver_to!r}")
+        result: dict[str, object] = {}
         tasks: dict[str, Callable[[Endpoint], None]] = {
-            b.name: lambda ep: result.__setitem__("y", b.predict_rows(
-                ep, feature_holders=names, alignment=self.alignment)),
+            b.name: lambda ep: result.__setitem__("B", b.predict_rows(
+                ep, feature_holders=names, coordinator=c, deliver_to=target,
+                alignment=self.alignment)),
         }
         for a in holders:
             tasks[a.name] = (lambda party: lambda ep: party.serve_prediction(
-                ep, label_holder=b.name, alignment=self.alignment))(a)
+                ep, label_holder=b.name, coordinator=c, deliver_to=target,
+                alignment=self.alignment))(a)
+        if target == c:
+            tasks[c] = lambda ep: result.__setitem__("C", self.coordinator.receive_predictions(
+                ep, label_holder=b.name, feature_holders=names))
         self._run(tasks)
-        return result["y"]
+        if target == b.name:
+            return result["B"]  # type: ignore[return-value]
+        ids = b.prediction_ids_
+        positions = {i: k for k, i in enumerate(b.table.ids)}
+        order = np.argsort([positions[i] for i in ids])
+        return pd.Series(np.asarray(result["C"])[order],
+                         index=pd.Index([ids[k] for k in order], name=b.id_column),
+                         name=b.label_column)
+
+    def evaluate(self, label_holder_data: pd.DataFrame | None = None,
+                 feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
+                 ) -> dict[str, float]:
+        """Federated prediction delivered to B, scored by B against its labels.
+
+        Parameters are those of :meth:`predict`; `label_holder_data` must
+        hold the label column. Returns R², RMSE, MSE and MAE for linear
+        models; AUC, accuracy and log-loss for logistic ones.
+        """
+        frame = label_holder_data if label_holder_data is not None else None
+        b = self.label_holder if frame is None else self._with_data(self.label_holder, frame)
+        if frame is not None and self.label_holder.label_column not in frame.columns:
+            from vfl.errors import MissingColumnError
+            raise MissingColumnError(
+                f"evaluation data has no label column {self.label_holder.label_column!r}; "
+                "add it (or call predict instead)", party=self.label_holder.name)
+        predictions = self.predict(label_holder_data, feature_holder_data)
+        index = {i: k for k, i in enumerate(b.table.ids)}
+        truth = b.table.label[[index[i] for i in predictions.index]]
+        return model_metrics(self.label_holder.model_.model, truth, predictions.to_numpy())
+
+    def _holders_with_data(self, data: pd.DataFrame | Mapping[str, pd.DataFrame] | None
+                           ) -> list[FeatureHolder]:
+        if isinstance(data, pd.DataFrame):
+            if len(self.feature_holders) != 1:
+                raise ValueError("several feature holders: pass a mapping of party name to "
+                                 "DataFrame")
+            data = {self.feature_holders[0].name: data}
+        data = dict(data or {})
+        unknown = set(data) - {a.name for a in self.feature_holders}
+        if unknown:
+            raise ValueError(f"no feature holder named {', '.join(sorted(unknown))}")
+        return [self._with_data(a, data.get(a.name)) for a in self.feature_holders]
 
     @staticmethod
     def _with_data(party, frame: pd.DataFrame | None):

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from vfl.crypto import EncryptedVector, draw_masks, unmask
+from vfl.crypto import EncryptedVector, draw_masks, expand_masks
+from vfl.crypto.shares import share_scores
 from vfl.errors import ConfigMismatchError
-from vfl.model import ModelPart
+from vfl.model import ModelPart, sigmoid
 from vfl.progress import EpochProgress
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import (
+    ConvergenceVote,
+    CrossTerm,
+    CrossTermRequest,
     DecryptedMaskedGradient,
     EncryptedLoss,
     EncryptedPartialScores,
     EncryptedResidual,
+    EncryptedValidationLoss,
+    EncryptedValidationScores,
     EpochEnd,
     EpochStart,
     InterceptOffset,
     MaskedGradient,
+    MaskedPartialScores,
     PartialScores,
+    PredictionMaskSeed,
     TrainingPlan,
 )
 from vfl.psi import DEFAULT_ALIGNMENT, get_alignment
 from vfl.psi.federation import align_as_label_holder
-from vfl.training import TrainingConfig, batch_plan
+from vfl.optim import Optimizer, learning_rate_at
+from vfl.training import TrainingConfig, batch_plan, training_labels
 
 from parties.base import DataParty
 
@@ -64,10 +74,16 @@ class LabelHolder(DataParty):
         super().__init__(data, id_column=id_column, name=name, label_column=label_column,
                          feature_columns=feature_columns, seed=seed, source=source,
                          model=model)
-        self.history_: list[tuple[int, float]] = []
+        #: One dict per epoch: ``epoch``, ``loss`` and, with a validation split,
+        #: ``validation_loss``.
+        self.history_: list[dict[str, float]] = []
         self.initial_weights_: np.ndarray | None = None
         self.initial_intercept_: float | None = None
         self.batch_seeds_: list[int] = []
+        #: Seed of the validation split of the last training run.
+        self.split_seed_: int | None = None
+        #: IDs of the rows of the last prediction, in the alignment order.
+        self.prediction_ids_: list[str] | None = None
         self.progress: EpochProgress | None = None
         #: Called as ``on_epoch(epoch, loss)`` after each epoch (e.g. live plots).
         self.on_epoch: Callable[[int, float], None] | None = None
@@ -81,8 +97,10 @@ class LabelHolder(DataParty):
 
     @property
     def history(self) -> pd.DataFrame:
-        """Mean training loss per epoch (columns ``epoch``, ``loss``)."""
-        return pd.DataFrame(self.history_, columns=["epoch", "loss"])
+        """Loss per epoch: columns ``epoch``, ``loss`` (mean training loss, penalty
+        included) and, with a validation split, ``validation_loss``."""
+        frame = pd.DataFrame(self.history_)
+        return frame if len(frame) else pd.DataFrame(columns=["epoch", "loss"])
 
     def run_training(self, endpoint: Endpoint, config: TrainingConfig, *,
                      feature_holders: Sequence[str] = ("A1",), coordinator: str = "C",
@@ -95,10 +113,9 @@ class LabelHolder(DataParty):
 
     def _train(self, endpoint: Endpoint, config: TrainingConfig, feature_holders: list[str],
                coordinator: str, alignment: str) -> None:
-        if len(feature_holders) != 1:
-            raise ValueError(f"party {self.name}: this version trains with exactly one "
-                             f"feature holder, got {len(feature_holders)}")
-        peer = feature_holders[0]
+        if not feature_holders or len(set(feature_holders)) != len(feature_holders):
+            raise ValueError(f"party {self.name}: feature holders must be distinct names, "
+                             f"got {feature_holders}")
         public_key, codec = self._receive_public_key(endpoint, coordinator)
         engine = self._engine
         assert engine is not None
@@ -109,44 +126,85 @@ class LabelHolder(DataParty):
         aligned = self.table.take(positions)
         self.aligned_rows_ = len(aligned)
         self.aligned_ids_ = list(aligned.ids)
-        plan = TrainingPlan(config, len(aligned), tuple(feature_holders))
+        y = training_labels(aligned.label, config, party=self.name, source=aligned.source,
+                            column=self.label_column)
+        plan = TrainingPlan(config, len(aligned), tuple(feature_holders),
+                            int(self._rng.integers(0, 2**63 - 1)))
+        self.split_seed_ = plan.split_seed
         for name in (*feature_holders, coordinator):
             endpoint.send(name, plan)
-        self._check_batch_size(len(aligned), config)
-        codec.check_capacity(n, len(aligned), party=self.name)
-
-        scaler, x, x_encoded = self._prepare_features(aligned, config, codec)
-        y = aligned.label
-        assert y is not None
+        scaler, x, x_encoded, train, validation = self._prepare(aligned, plan, codec, n)
         d = x.shape[1]
+        k = config.residual_factor
+        # v = u_B - y for squared loss; the Taylor residual 4d = u - 2y needs 2y.
+        label_factor = 2.0 if config.model == "logistic" else 1.0
         theta = self._initial_weights(d)
         # A random secret intercept hides sum(y^2) from the first loss C sees.
-        bias = float(y.mean() + y.std() * self._rng.normal())
+        bias = float(y[train].mean() + y[train].std() * self._rng.normal())
         self.initial_weights_, self.initial_intercept_ = theta.copy(), bias
         self.history_, self.batch_seeds_ = [], []
+        optimizer = Optimizer(config, np.r_[np.ones(d, dtype=bool), False])
+        best = (theta.copy(), bias)
+
+        def encrypted_loss(rows: np.ndarray, message: type, *, penalty: bool, **at: int):
+            """Collect every [[u_Ak]]; form [[k d]] and the loss without its cross terms.
+
+            Returns the feature holders' messages, v encoded, [[k d]], the
+            partial [[S]] and the cross-term requests (recipient, [[U_j]]).
+            """
+            scores = [self._receive(endpoint, a, message, **at) for a in feature_holders]
+            for a, part in zip(feature_holders, scores):
+                if len(part.scores) != len(rows) or len(part.loss_part) != 1:
+                    raise ValueError(f"party {self.name}: {a} sent {len(part.scores)} "
+                                     f"scores for {len(rows)} rows")
+            v = x[rows] @ theta + bias - label_factor * y[rows]
+            v_encoded = codec.encode(v, what="u_B - y", party=self.name)
+            # Suffix sums [[U_j]] = [[sum_{k>j} u_Ak]]: A_j returns [[2 u_Aj . U_j]].
+            suffix = scores[-1].scores
+            requests = []
+            for j in range(len(feature_holders) - 2, -1, -1):
+                requests.append((feature_holders[j], suffix))
+                suffix = engine.add(suffix, scores[j].scores)
+            u_a = suffix  # now the sum over every feature holder
+            plain = (self._loss_part(v_encoded, theta, len(rows), config, codec) if penalty
+                     else sum(e * e for e in v_encoded))
+            loss = engine.add_plain(engine.dot(u_a, [2 * e for e in v_encoded]), [plain])
+            for part in scores:
+                loss = engine.add(loss, part.loss_part)
+            return scores, v_encoded, engine.add_plain(u_a, v_encoded), loss, requests
+
+        def ask_cross_terms(requests, **at: int) -> None:
+            for name, values in requests:
+                endpoint.send(name, CrossTermRequest(engine.rerandomize(values)), **at)
+
+        def add_cross_terms(loss: EncryptedVector, requests, **at: int) -> EncryptedVector:
+            for name, _ in requests:
+                term = self._receive(endpoint, name, CrossTerm, **at)
+                if len(term.value) != 1:
+                    raise ValueError(f"party {self.name}: {name} sent a cross term of "
+                                     f"{len(term.value)} ciphertexts, not 1")
+                loss = engine.add(loss, term.value)
+            return engine.rerandomize(loss)
 
         for epoch in range(1, config.epochs + 1):
             seed = int(self._rng.integers(0, 2**63 - 1))
             self.batch_seeds_.append(seed)
-            endpoint.send(peer, EpochStart(seed), epoch=epoch)
-            batches = batch_plan(len(aligned), config.batch_size, seed)
-            for number, rows in enumerate(batches, start=1):
+            for a in feature_holders:
+                endpoint.send(a, EpochStart(seed), epoch=epoch)
+            lr = learning_rate_at(config, epoch)
+            before = np.r_[theta, bias]
+            batches = batch_plan(len(train), config.batch_size, seed)
+            for number, batch in enumerate(batches, start=1):
+                rows = train[batch]
                 m = len(rows)
                 at = {"epoch": epoch, "batch": number}
-                scores = self._receive(endpoint, peer, EncryptedPartialScores, **at)
-                if len(scores.scores) != m or len(scores.loss_part) != 1:
-                    raise ValueError(f"party {self.name}: {peer} sent {len(scores.scores)} "
-                                     f"scores for a batch of {m} rows")
-                v = x[rows] @ theta + bias - y[rows]
-                v_encoded = codec.encode(v, what="u_B - y", party=self.name)
-                residual = engine.add_plain(scores.scores, v_encoded)
+                _, _, residual, loss, requests = encrypted_loss(
+                    rows, EncryptedPartialScores, penalty=True, **at)
                 # Without re-randomisation A, who made [[u_A]], could divide it
-                # out of [[d]] and read u_B - y, hence y.
-                endpoint.send(peer, EncryptedResidual(engine.rerandomize(residual)), **at)
-
-                endpoint.send(coordinator, EncryptedLoss(
-                    self._encrypted_loss(scores, v, v_encoded, theta, m, config, codec),
-                    m), **at)
+                # out of [[d]] and read u_B - y, hence y. Each A gets its own.
+                for a in feature_holders:
+                    endpoint.send(a, EncryptedResidual(engine.rerandomize(residual)), **at)
+                ask_cross_terms(requests, **at)
 
                 # sum d carries one factor 2^f, X^T d two: lift the sum to the
                 # product scale so the whole vector decodes alike.
@@ -157,23 +215,35 @@ class LabelHolder(DataParty):
                 masks = draw_masks(n, d + 1)
                 endpoint.send(coordinator, MaskedGradient(
                     engine.rerandomize(engine.add_plain(gradient, masks))), **at)
+                endpoint.send(coordinator, EncryptedLoss(add_cross_terms(loss, requests, **at),
+                                                         m), **at)
                 reply = endpoint.receive(coordinator, DecryptedMaskedGradient, **at)
-                if len(reply.values) != d + 1:
-                    raise ValueError(f"party {self.name}: {coordinator} returned "
-                                     f"{len(reply.values)} values for {d + 1}")
-                summed = codec.decode(codec.to_signed(
-                    unmask(reply.values, masks, n), n, what="gradient", party=self.name),
-                    scale_power=2)
-                theta = theta - config.learning_rate * (summed[:d] / m + config.l2 * theta)
-                bias -= config.learning_rate * summed[d] / m
+                grad = self._unmask_gradient(reply, masks, n, codec, k * m, coordinator)
+                params = optimizer.step(np.r_[theta, bias], grad, lr)
+                theta, bias = params[:d], float(params[d])
                 if self.progress:
                     self.progress.batch(epoch, number, len(batches))
 
+            if len(validation):
+                at = {"epoch": epoch, "batch": 0}
+                *_, loss, requests = encrypted_loss(validation, EncryptedValidationScores,
+                                                    penalty=False, **at)
+                ask_cross_terms(requests, **at)
+                endpoint.send(coordinator, EncryptedValidationLoss(
+                    add_cross_terms(loss, requests, **at), len(validation)), **at)
+            if config.early_stopping == "weights":
+                moved = float(np.linalg.norm(np.r_[theta, bias] - before))
+                endpoint.send(coordinator, ConvergenceVote(moved <= config.tol), epoch=epoch)
             end = endpoint.receive(coordinator, EpochEnd, epoch=epoch)
             if end.loss is None:
                 raise ConfigMismatchError(f"{coordinator} did not send the epoch loss",
                                           party=self.name)
-            self.history_.append((epoch, end.loss))
+            record = {"epoch": epoch, "loss": end.loss}
+            if len(validation):
+                record["validation_loss"] = end.validation_loss
+            self.history_.append(record)
+            if end.best:
+                best = (theta.copy(), bias)
             if self.progress:
                 self.progress.epoch(epoch, end.loss)
             if self.on_epoch:
@@ -181,44 +251,62 @@ class LabelHolder(DataParty):
             if end.stop:
                 break
 
+        if config.early_stopping == "validation":
+            theta, bias = best
         offsets = sum(endpoint.receive(a, InterceptOffset).offset for a in feature_holders)
         raw, own_offset = scaler.raw_weights(theta)
         self.model_ = ModelPart(self.name, self.role, list(self.table.feature_names),
-                                raw.tolist(), bias + own_offset + offsets, endpoint.session)
-
-    def _encrypted_loss(self, scores: EncryptedPartialScores, v: np.ndarray,
-                        v_encoded: list[int], theta: np.ndarray, m: int,
-                        config: TrainingConfig, codec) -> EncryptedVector:
-        """[[2 m L]] = [[L_A]] + sum v^2 + m*lambda*||theta_B||^2 + sum 2 v_i [[u_A,i]]."""
-        engine = self._engine
-        assert engine is not None
-        plain = sum(e * e for e in v_encoded) + codec.encode(
-            [m * config.l2 * float(theta @ theta)], scale_power=2, what="L2 term",
-            party=self.name)[0]
-        cross = engine.dot(scores.scores, [2 * e for e in v_encoded])
-        return engine.rerandomize(engine.add_plain(engine.add(scores.loss_part, cross), [plain]))
+                                raw.tolist(), bias + own_offset + offsets, endpoint.session,
+                                config.model)
 
     def predict_rows(self, endpoint: Endpoint, *, feature_holders: Sequence[str] = ("A1",),
-                     alignment: str = DEFAULT_ALIGNMENT) -> pd.Series:
+                     coordinator: str = "C", deliver_to: str = "B",
+                     alignment: str = DEFAULT_ALIGNMENT) -> pd.Series | None:
         """Federated prediction for this party's current rows shared with every A.
+
+        Parameters
+        ----------
+        deliver_to : str
+            This party's name (default): the feature holders' partial scores
+            come here and the prediction is returned. The coordinator's name:
+            every party sends masked shares to C, which alone learns the
+            predictions; nothing is returned here.
 
         Returns
         -------
-        pandas.Series
-            Predictions indexed by ID, in this party's row order.
+        pandas.Series or None
+            Predictions (P(class 1) for logistic models) indexed by ID, in
+            this party's row order; None when delivered to C.
         """
         if self.model_ is None:
             raise AttributeError(f"party {self.name} has no model: train or load one first")
+        if deliver_to not in (self.name, coordinator):
+            raise ValueError(f"party {self.name}: predictions go to {self.name} or "
+                             f"{coordinator}, not {deliver_to!r}")
         positions = align_as_label_holder(self.table.ids, endpoint, list(feature_holders),
                                           get_alignment(alignment))
+        self.prediction_ids_ = [self.table.ids[i] for i in positions]
         total = self.model_.score(self.table.features[positions])
+        if deliver_to == coordinator:
+            masks = np.zeros(len(positions), dtype=object)
+            for name in feature_holders:
+                seed = secrets.token_bytes(32)
+                endpoint.send(name, PredictionMaskSeed(seed))
+                masks = masks + np.array(expand_masks(seed, len(positions)), dtype=object)
+            endpoint.send(coordinator, MaskedPartialScores(
+                share_scores(total, list(masks), subtract=True, party=self.name),
+                self.model_.model))
+            return None
         for name in feature_holders:
             scores = endpoint.receive(name, PartialScores).scores
             if len(scores) != len(positions):
                 raise ValueError(f"party {self.name}: {name} sent {len(scores)} scores "
                                  f"for {len(positions)} rows")
             total = total + np.asarray(scores)
+        if self.model_.model == "logistic":
+            total = sigmoid(total)
         order = np.argsort(positions)
         return pd.Series(total[order], index=pd.Index([self.table.ids[i] for i in
                                                        positions[order]], name=self.id_column),
                          name=self.label_column)
+

@@ -54,8 +54,8 @@ def main() -> int:
     parser.add_argument("--insecure-key", action="store_true")
     parser.add_argument("--long-epochs", type=int, default=40)
     args = parser.parse_args()
-    fate = TrainingConfig(epochs=10, learning_rate=0.13, batch_size=100, l2=0.01, tol=0)
-    longer = TrainingConfig(epochs=args.long_epochs, learning_rate=0.13, batch_size=100, tol=0)
+    fate = TrainingConfig(epochs=10, learning_rate=0.13, batch_size=100, penalty="l2", alpha=0.01, early_stopping="none")
+    longer = TrainingConfig(epochs=args.long_epochs, learning_rate=0.13, batch_size=100, early_stopping="none")
     print(f"{'run':<44}{'R2':>8}{'seconds':>10}")
     print(f"{'FATE hetero linear regression (published)':<44}{FATE_R2:>8.4f}{'':>10}")
     for label, config in [("ours, FATE's config (10 epochs, L2 0.01)", fate),

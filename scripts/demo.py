@@ -30,17 +30,18 @@ from vfl.datasets import (  # noqa: E402
     split_vertically,
 )
 from vfl.metrics import regression_metrics  # noqa: E402
+from vfl.plot import plot_history  # noqa: E402
 from vfl.reference import closed_form, train_centralized  # noqa: E402
-from vfl.training import TrainingConfig  # noqa: E402
+from vfl.cli.options import add_training_options, config_from_args  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=0.1)
-    parser.add_argument("--l2", type=float, default=0.0)
+    add_training_options(parser)
+    parser.set_defaults(batch_size=64)
+    parser.add_argument("--plot", default="demo-output/training.png", metavar="PNG",
+                        help="loss curve written here if matplotlib is installed ('' to skip)")
     parser.add_argument("--key-bits", type=int, default=DEFAULT_KEY_BITS)
     parser.add_argument("--insecure-key", action="store_true",
                         help="allow keys below 2048 bits (tests only)")
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                     seed=args.seed + 2)
     c = Coordinator(key_bits=args.key_bits, insecure_key=args.insecure_key,
                     backend=args.backend)
-    config = TrainingConfig(epochs=args.epochs, learning_rate=args.learning_rate,
-                            batch_size=args.batch_size, l2=args.l2)
+    config = config_from_args(args)
+    if config.model != "linear":
+        parser.error("the demo trains a linear regression on the diabetes data; use "
+                     "'vfl simulate --model logistic' for classification")
     print(f"A1 (clinic) holds {len(a.table)} patients x {a.table.feature_names}")
     print(f"B  (lab)    holds {len(b.table)} patients x {b.table.feature_names} + label")
     print(f"C  makes a {args.key_bits}-bit Paillier key ({args.backend} engine)")
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     y = b_rows["progression"].to_numpy(dtype=float)
     same_rule = train_centralized(
         x, y, config, initial_weights=np.r_[a.initial_weights_, b.initial_weights_],
-        initial_intercept=b.initial_intercept_, batch_seeds=b.batch_seeds_)
+        initial_intercept=b.initial_intercept_, batch_seeds=b.batch_seeds_,
+        split_seed=b.split_seed_, blocks=[len(a.table.feature_names), len(b.table.feature_names)])
     ols = closed_form(x, y)
     predictions = federation.predict()
     truth = b_rows.loc[predictions.index, "progression"].to_numpy(dtype=float)
@@ -94,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     central = np.r_[same_rule.weights, same_rule.intercept]
     gap = np.max(np.abs(federated - central) / np.maximum(np.abs(central), 1e-300))
     print(f"\nlargest relative gap between federated and same-rule weights: {gap:.2e}")
+    if args.plot:
+        try:
+            plot_history(federation.history_, args.plot,
+                         title=f"diabetes, {config.optimizer}, {args.key_bits}-bit key")
+            print(f"loss curve: {args.plot}")
+        except ImportError as exc:
+            print(f"no loss curve: {exc}")
     return 0
 
 

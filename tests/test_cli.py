@@ -29,7 +29,7 @@ def simulate(a_path, b_path, out, *extra):
     return main(["simulate", "--party-a", str(a_path), "--party-b", str(b_path),
                  "--id-column", "patient_id", "--label-column", "progression",
                  "--epochs", "3", "--learning-rate", "0.1", "--batch-size", "100",
-                 "--l2", "0.01", "--out", str(out), "--seed", "5", "--quiet",
+                 "--penalty", "l2", "--alpha", "0.01", "--out", str(out), "--seed", "5", "--quiet",
                  *SMALL_KEY, *extra])
 
 
@@ -102,11 +102,57 @@ def test_small_key_without_flag_is_refused(csvs, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_second_feature_holder_is_refused_clearly(csvs, tmp_path, capsys):
+def test_logistic_with_two_feature_holders_and_prediction_to_c(frames, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    a_frame, b_frame = frames
+    paths = {name: tmp_path / f"{name}.csv" for name in ("A1", "A2", "B")}
+    a_frame[["patient_id", "age", "sex"]].to_csv(paths["A1"], index=False)
+    a_frame[["patient_id", "bmi", "bp"]].to_csv(paths["A2"], index=False)
+    b_frame.assign(progression=(b_frame["progression"] > 140).astype(int)).to_csv(
+        paths["B"], index=False)
+    out = tmp_path / "run"
+    assert main(["simulate", "--party-a", str(paths["A1"]), "--party-a", str(paths["A2"]),
+                 "--party-b", str(paths["B"]), "--id-column", "patient_id",
+                 "--label-column", "progression", "--model", "logistic", "--epochs", "4",
+                 "--learning-rate", "0.5", "--optimizer", "adam", "--validation-fraction",
+                 "0.2", "--out", str(out), "--seed", "1", "--quiet", *SMALL_KEY]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] == "logistic"
+    assert set(report["parties"]) == {"A1", "A2", "B"}
+    assert set(report["metrics"]) == set(report["validation_metrics"]) == {
+        "auc", "accuracy", "log_loss"}
+    assert report["metrics"]["auc"] > 0.7
+    assert report["training_rows"] + report["validation_rows"] == report["aligned_rows"]
+    assert all("validation_loss" in h for h in report["history"])
+    assert report["config"]["optimizer"] == "adam"
+
+    preds_path = tmp_path / "preds.csv"
+    assert main(["predict", "--party-a", str(paths["A1"]), "--party-a", str(paths["A2"]),
+                 "--party-b", str(paths["B"]), "--id-column", "patient_id", "--model",
+                 str(out), "--deliver-to", "C", "--out", str(preds_path)]) == 0
+    preds = pd.read_csv(preds_path, dtype={"patient_id": str}).set_index("patient_id")
+    frames_by_party = {n: pd.read_csv(p, dtype={"patient_id": str}).set_index("patient_id")
+                       for n, p in paths.items()}
+    rows = preds.index
+    score = report["parties"]["B"]["intercept"] + sum(
+        frames_by_party[n].loc[rows, report["parties"][n]["features"]].to_numpy()
+        @ report["parties"][n]["weights"] for n in ("A1", "A2", "B"))
+    np.testing.assert_allclose(preds["probability"].to_numpy(), 1 / (1 + np.exp(-score)),
+                               rtol=1e-9)
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--penalty", "none", "--alpha", "0.1"], "alpha"),
+    (["--tol", "0"], "tol"),
+    (["--early-stopping", "validation"], "validation_fraction"),
+    (["--nesterov", "--optimizer", "adam"], "nesterov"),
+])
+def test_invalid_training_options_are_refused(csvs, tmp_path, capsys, extra, named):
     a_path, b_path = csvs
-    code = simulate(a_path, b_path, tmp_path / "x", "--party-a", str(a_path))
-    assert code == 2
-    assert "exactly one feature holder" in capsys.readouterr().err
+    assert simulate(a_path, b_path, tmp_path / "x", *extra) == 2
+    assert named in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
@@ -119,22 +165,33 @@ def test_existing_report_survives_a_failed_run(csvs, tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_demo_script_runs():
+def test_demo_script_runs(tmp_path):
+    plot = tmp_path / "curve.png"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--epochs", "2", *SMALL_KEY],
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--epochs", "2", *SMALL_KEY,
+         "--plot", str(plot)],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert "aligned rows" in result.stdout
     assert "federated (encrypted)" in result.stdout and "closed form" in result.stdout
     assert "epoch   2/2" in result.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_help_documents_every_simulate_option(capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--help"])
     text = capsys.readouterr().out
-    for option in ["--party-a", "--party-b", "--id-column", "--label-column", "--epochs",
-                   "--learning-rate", "--batch-size", "--l2", "--tol", "--key-bits",
+    for option in ["--party-a", "--party-b", "--id-column", "--label-column", "--key-bits",
                    "--insecure-key", "--seed", "--backend", "--alignment", "--out"]:
         assert option in text
+    # One option per training parameter, each with its default.
+    from dataclasses import fields
+
+    from vfl.training import TrainingConfig
+    for field in fields(TrainingConfig):
+        flag = "--" + field.name.replace("_", "-")
+        assert flag in text, flag
+    assert "(default: adam)" not in text and "(default: sgd)" in text
+    assert "(default: 20)" in text

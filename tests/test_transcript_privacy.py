@@ -48,8 +48,8 @@ def run(request):
     a = FeatureHolder(a_frame, id_column="patient_id", seed=1)
     b = LabelHolder(b_frame, id_column="patient_id", label_column="progression", seed=2)
     c = Coordinator(key_bits=512, insecure_key=True)
-    fed = Federation(c, b, a, config=TrainingConfig(epochs=2, batch_size=100, l2=0.01),
-                     record=True).fit()
+    config = TrainingConfig(epochs=2, batch_size=100, penalty="l2", alpha=0.01)
+    fed = Federation(c, b, a, config=config, record=True).fit()
     return fed, a, b, c, frame
 
 

@@ -1,10 +1,10 @@
-"""Regression metrics, computed the same way for federated and central models."""
+"""Regression and classification metrics, computed the same way for federated and central models."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["regression_metrics"]
+__all__ = ["classification_metrics", "model_metrics", "regression_metrics"]
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -20,3 +20,51 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     r2 = 1.0 - float(np.sum(err**2)) / sst if sst > 0 else float("nan")
     return {"mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(err))),
             "r2": r2}
+
+
+def classification_metrics(y_true: np.ndarray, probability: np.ndarray, *,
+                           threshold: float = 0.5) -> dict[str, float]:
+    """AUC, accuracy and log-loss of predicted probabilities of class 1.
+
+    Parameters
+    ----------
+    y_true : array_like
+        Labels coded 0/1 or -1/+1 (1 is the positive class).
+    probability : array_like
+        Predicted P(class 1), in [0, 1].
+    threshold : float
+        Probability above which a row is predicted as class 1 (accuracy).
+
+    Notes
+    -----
+    AUC is the Mann-Whitney statistic with ties counted one half (the area
+    under the ROC curve); it is NaN when only one class is present.
+    Log-loss clips probabilities to [1e-15, 1 - 1e-15].
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(probability, dtype=np.float64)
+    if y.shape != p.shape or y.size == 0:
+        raise ValueError(f"need equally long non-empty arrays, got {y.shape} and {p.shape}")
+    if not set(np.unique(y).tolist()) <= {0.0, 1.0, -1.0}:
+        raise ValueError("labels must be coded 0/1 or -1/+1")
+    positive = y == 1.0
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos and n_neg:
+        # Average ranks handle ties exactly as the ROC area does.
+        _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+        ends = np.cumsum(counts)
+        ranks = (ends - (counts - 1) / 2)[inverse]
+        auc = (ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    else:
+        auc = float("nan")
+    clipped = np.clip(p, 1e-15, 1 - 1e-15)
+    log_loss = -float(np.mean(np.where(positive, np.log(clipped), np.log1p(-clipped))))
+    accuracy = float(np.mean((p > threshold) == positive))
+    return {"auc": float(auc), "accuracy": accuracy, "log_loss": log_loss}
+
+
+def model_metrics(model: str, y_true: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """The metrics that fit the model: regression for "linear", classification for "logistic"."""
+    if model == "logistic":
+        return classification_metrics(y_true, prediction)
+    return regression_metrics(y_true, prediction)

@@ -17,9 +17,20 @@ import numpy as np
 
 from vfl.errors import ModelFileError
 
-__all__ = ["ModelPart", "atomic_write_text"]
+__all__ = ["ModelPart", "atomic_write_text", "sigmoid"]
 
 _FORMAT = "vfl-linear-model-part/1"
+
+
+def sigmoid(score: np.ndarray) -> np.ndarray:
+    """The logistic function, computed without overflow for large |score|."""
+    score = np.asarray(score, dtype=np.float64)
+    out = np.empty_like(score)
+    positive = score >= 0
+    out[positive] = 1.0 / (1.0 + np.exp(-score[positive]))
+    e = np.exp(score[~positive])
+    out[~positive] = e / (1.0 + e)
+    return out
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -61,6 +72,9 @@ class ModelPart:
         The model's intercept (label holder only).
     session : str
         Federation run that trained it.
+    model : {"linear", "logistic"}
+        What the summed score means: the prediction itself, or the log-odds
+        of class 1 (probability = 1 / (1 + exp(-score))).
     """
 
     party: str
@@ -69,6 +83,7 @@ class ModelPart:
     weights: list[float]
     intercept: float | None
     session: str
+    model: str = "linear"
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """This part's contribution to the prediction for raw feature rows."""
@@ -117,6 +132,9 @@ class ModelPart:
             part = cls(**data)
         except TypeError as exc:
             raise ModelFileError(f"{path} is damaged: {exc}", party=party) from None
+        if part.model not in ("linear", "logistic"):
+            raise ModelFileError(f"{path} is damaged: unknown model kind {part.model!r}",
+                                 party=party)
         if party is not None and part.party != party:
             raise ModelFileError(f"{path} holds party {part.party}'s model, not {party}'s",
                                  party=party)

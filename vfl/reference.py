@@ -1,78 +1,141 @@
 """Centralized training on the joined data: the yardstick for the federation.
 
 :func:`train_centralized` applies exactly the update rule of the federated
-protocol (same standardisation, initial weights, batch order, loss and stop
-rule) in plain floating-point numpy, so a federated run must match it to
-the precision of the fixed-point encoding. :func:`closed_form` is ordinary
-least squares, the optimum gradient descent approaches.
+protocol (same standardisation, initial weights, validation split, batch
+order, optimiser, penalty, loss and stopping rule) in plain floating-point
+numpy on one machine, so a federated run must match it to the precision of
+the fixed-point encoding. :func:`closed_form` is ordinary least squares, the
+optimum gradient descent approaches.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from vfl.training import TrainingConfig, batch_plan
+from vfl.model import sigmoid
+from vfl.optim import Optimizer, learning_rate_at, penalty_value
+from vfl.training import (
+    StoppingRule,
+    TrainingConfig,
+    batch_plan,
+    training_labels,
+    validation_split,
+)
 
-__all__ = ["CentralizedResult", "closed_form", "train_centralized"]
+__all__ = ["CentralizedResult", "closed_form", "sigmoid", "train_centralized"]
 
 
 @dataclass(frozen=True)
 class CentralizedResult:
-    """Weights in raw units (joined column order), intercept, loss per epoch."""
+    """Weights in raw units (joined column order), intercept and losses per epoch."""
 
     weights: np.ndarray
     intercept: float
     history: list[float]
+    validation_history: list[float] = field(default_factory=list)
+    model: str = "linear"
+
+    def decision_function(self, features: np.ndarray) -> np.ndarray:
+        """The linear score X w + b."""
+        return np.asarray(features, dtype=np.float64) @ self.weights + self.intercept
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(features, dtype=np.float64) @ self.weights + self.intercept
+        """What the federation predicts: the score, or P(class 1) for logistic models."""
+        score = self.decision_function(features)
+        return sigmoid(score) if self.model == "logistic" else score
+
+
+def _batch_loss(config: TrainingConfig, score: np.ndarray, y: np.ndarray) -> float:
+    """Mean data loss: squared (1/2m sum d^2) or the Taylor log-loss."""
+    if config.model == "logistic":
+        return float(np.mean(math.log(2.0) - 0.5 * y * score + score * score / 8.0))
+    d = score - y
+    return float(d @ d / (2 * len(y)))
 
 
 def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfig, *,
                       initial_weights: np.ndarray, initial_intercept: float,
-                      batch_seeds: Sequence[int]) -> CentralizedResult:
-    """Gradient descent on the joined data with the federation's rule.
+                      batch_seeds: Sequence[int], split_seed: int = 0,
+                      blocks: Sequence[int] | None = None) -> CentralizedResult:
+    """Train on the joined data with the federation's rule.
 
     Parameters
     ----------
     features : numpy.ndarray, shape (n, d)
-        Joined raw feature columns of all parties.
+        Joined raw feature columns of all parties, feature holders first and
+        the label holder's last, in the aligned row order.
     y : numpy.ndarray, shape (n,)
+        Labels as the label holder holds them (0/1 or -1/+1 for logistic).
     config : TrainingConfig
     initial_weights : numpy.ndarray, shape (d,)
         Initial weights in standardised units, in the joined column order.
     initial_intercept : float
     batch_seeds : sequence of int
         One seed per epoch (the label holder's), for the batch order.
+    split_seed : int
+        The label holder's validation-split seed.
+    blocks : sequence of int, optional
+        Columns per party in joined order (the label holder's block last,
+        the intercept belongs to it). Needed for ``early_stopping="weights"``,
+        where each party judges its own block.
     """
     features = np.asarray(features, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    y = training_labels(y, config, party="reference", source="the joined data",
+                        column="label")
+    n, dim = features.shape
+    train, validation = validation_split(n, config.validation_fraction, split_seed)
     if config.standardize:
-        mean, scale = features.mean(axis=0), features.std(axis=0)
+        mean, scale = features[train].mean(axis=0), features[train].std(axis=0)
     else:
-        mean, scale = np.zeros(features.shape[1]), np.ones(features.shape[1])
+        mean, scale = np.zeros(dim), np.ones(dim)
     x = (features - mean) / scale
-    theta = np.array(initial_weights, dtype=np.float64)
-    bias = float(initial_intercept)
-    lam, lr = config.l2, config.learning_rate
+    params = np.r_[np.asarray(initial_weights, dtype=np.float64), float(initial_intercept)]
+    optimizer = Optimizer(config, np.r_[np.ones(dim, dtype=bool), False])
+    if config.early_stopping == "weights":
+        if blocks is None or sum(blocks) != dim:
+            raise ValueError("weight-change stopping needs the parties' column blocks")
+        cuts = np.cumsum([0, *blocks[:-1], blocks[-1] + 1])  # the intercept joins B's block
+    rule = StoppingRule(config)
+    best = params.copy()
     history: list[float] = []
-    for epoch in range(config.epochs):
+    validation_history: list[float] = []
+    for epoch in range(1, config.epochs + 1):
+        lr = learning_rate_at(config, epoch)
+        before = params.copy()
         total = 0.0
-        for rows in batch_plan(len(y), config.batch_size, batch_seeds[epoch]):
-            m = len(rows)
-            d = x[rows] @ theta + bias - y[rows]
-            total += m * (d @ d / (2 * m) + lam / 2 * theta @ theta)
-            grad = x[rows].T @ d / m + lam * theta
-            theta = theta - lr * grad
-            bias -= lr * d.sum() / m
-        history.append(total / len(y))
-        if config.tol > 0 and len(history) > 1 and abs(history[-2] - history[-1]) <= config.tol:
+        for batch in batch_plan(len(train), config.batch_size, batch_seeds[epoch - 1]):
+            rows = train[batch]
+            score = x[rows] @ params[:dim] + params[dim]
+            total += len(rows) * (_batch_loss(config, score, y[rows])
+                                  + penalty_value(config, params[:dim]))
+            # Squared loss: d = u - y. Taylor log-loss: d = u/4 - y/2.
+            residual = score / 4 - y[rows] / 2 if config.model == "logistic" else score - y[rows]
+            gradient = np.r_[x[rows].T @ residual, residual.sum()] / len(rows)
+            params = optimizer.step(params, gradient, lr)
+        history.append(total / len(train))
+        validation_loss = None
+        if len(validation):
+            score = x[validation] @ params[:dim] + params[dim]
+            validation_loss = _batch_loss(config, score, y[validation])
+            validation_history.append(validation_loss)
+        votes = None
+        if config.early_stopping == "weights":
+            votes = [float(np.linalg.norm(params[a:b] - before[a:b])) <= config.tol
+                     for a, b in zip(cuts[:-1], cuts[1:])]
+        stop, is_best = rule.update(history[-1], validation_loss, votes)
+        if is_best:
+            best = params.copy()
+        if stop:
             break
-    weights = theta / scale
-    return CentralizedResult(weights, float(bias - weights @ mean), history)
+    if config.early_stopping == "validation":
+        params = best
+    weights = params[:dim] / scale
+    return CentralizedResult(weights, float(params[dim] - weights @ mean), history,
+                             validation_history, config.model)
 
 
 def closed_form(features: np.ndarray, y: np.ndarray) -> CentralizedResult:

@@ -1,4 +1,4 @@
-"""Training configuration and the batch schedule every party derives alike."""
+"""Training configuration, the validation split and the batch schedule every party derives alike."""
 
 from __future__ import annotations
 
@@ -7,64 +7,243 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["TrainingConfig", "batch_plan", "smallest_batch"]
+from vfl.errors import ConfigError, InvalidLabelError
+from vfl.optim import OPTIMIZERS, PENALTIES, SCHEDULES
+
+__all__ = [
+    "EARLY_STOPPING",
+    "MODELS",
+    "StoppingRule",
+    "TrainingConfig",
+    "batch_plan",
+    "smallest_batch",
+    "training_labels",
+    "validation_split",
+]
+
+
+MODELS = ("linear", "logistic")
+EARLY_STOPPING = ("loss", "weights", "validation", "none")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Hyper-parameters of federated linear regression, identical at every party.
+    """Hyper-parameters of federated training, identical at every party.
+
+    B sends its configuration to every party at the start; a party whose own
+    configuration differs in any field refuses to train
+    (:class:`~vfl.errors.ConfigMismatchError`).
 
     Parameters
     ----------
+    model : {"linear", "logistic"}
+        Linear regression (squared loss) or logistic regression by the
+        second-order Taylor expansion of the log-loss around 0 (labels 0/1 or
+        -1/+1).
     epochs : int
-        Maximum number of passes over the aligned rows.
+        Maximum number of passes over the training rows.
     learning_rate : float
-        Step size of gradient descent.
+        Base step size; see `schedule`.
     batch_size : int or None
         Rows per mini-batch; None means full batch. A trailing remainder
-        smaller than half a batch is merged into the batch before it, so no
-        batch is much smaller than asked.
-    l2 : float
-        L2 penalty lambda on the weights (not on the intercept).
+        smaller than half a batch is merged into the batch before it.
+    optimizer : {"sgd", "momentum", "adagrad", "rmsprop", "adam"}
+        Update rule each party applies to its own weights (see :mod:`vfl.optim`).
+    momentum : float
+        Momentum coefficient mu in [0, 1) (``optimizer="momentum"``).
+    nesterov : bool
+        Nesterov momentum (only with ``optimizer="momentum"``).
+    beta1, beta2 : float
+        Adam's moment decay rates, in [0, 1).
+    rho : float
+        RMSprop's decay rate of the squared gradient, in [0, 1).
+    epsilon : float
+        Added to the denominators of the adaptive optimisers, > 0.
+    schedule : {"constant", "step", "invsqrt"}
+        Learning rate per epoch e (from 1): constant; ``lr * gamma ** ((e-1)
+        // step_size)``; ``lr / sqrt(1 + decay * (e-1))``.
+    step_size : int
+        Epochs between two decays of the ``step`` schedule.
+    gamma : float
+        Factor of each ``step`` decay, in (0, 1].
+    decay : float
+        Rate of the ``invsqrt`` schedule, >= 0.
+    penalty : {"none", "l2", "l1"}
+        Penalty on the weights (never the intercept): alpha/2 |w|^2, or
+        alpha |w|_1 applied as a proximal soft-threshold step.
+    alpha : float
+        Penalty strength, >= 0 (must be 0 with ``penalty="none"``).
+    early_stopping : {"loss", "weights", "validation", "none"}
+        Stop when the epoch's training loss changes by at most `tol`; when
+        every party's own weights moved by at most `tol` (Euclidean norm, each
+        party reports only a yes/no); when the validation loss has not
+        improved by more than `tol` for `patience` epochs (the weights of the
+        best epoch are kept); or never.
     tol : float
-        The coordinator stops after the first epoch whose loss differs from
-        the previous epoch's by at most `tol` (absolute). 0 disables it.
+        Threshold of the stopping rule, > 0.
+    validation_fraction : float
+        Share of the aligned rows B holds out as a validation split, in
+        [0, 0.5]. The validation loss is computed (encrypted, like the
+        training loss) after every epoch. Required > 0 by
+        ``early_stopping="validation"``.
+    patience : int
+        Epochs without improvement before validation early stopping.
     min_batch_factor : float
         A party with d features refuses batches of m <= factor * d rows: with
-        fewer rows than features its gradient reveals the residuals. Must be
-        at least 1.
+        fewer rows than features its gradient reveals the residuals. >= 1.
     standardize : bool
         Each party centres and scales its own columns internally (weights are
         reported back in raw units).
     """
 
+    model: str = "linear"
     epochs: int = 20
     learning_rate: float = 0.1
     batch_size: int | None = None
-    l2: float = 0.0
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    rho: float = 0.9
+    epsilon: float = 1e-8
+    schedule: str = "constant"
+    step_size: int = 10
+    gamma: float = 0.5
+    decay: float = 1.0
+    penalty: str = "none"
+    alpha: float = 0.0
+    early_stopping: str = "loss"
     tol: float = 1e-6
+    validation_fraction: float = 0.0
+    patience: int = 5
     min_batch_factor: float = 2.0
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int)
-                                            or self.batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None (full batch), "
-                             f"got {self.batch_size!r}")
-        if not (math.isfinite(self.l2) and self.l2 >= 0):
-            raise ValueError(f"l2 must be >= 0, got {self.l2!r}")
-        if not (math.isfinite(self.tol) and self.tol >= 0):
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
-        if not (math.isfinite(self.min_batch_factor) and self.min_batch_factor >= 1):
-            raise ValueError(f"min_batch_factor must be >= 1, got {self.min_batch_factor!r}")
+        def fail(message: str) -> None:
+            raise ConfigError(message)
+
+        def choice(name: str, allowed: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in allowed:
+                fail(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+        def number(name: str, low: float, high: float = math.inf, *,
+                   low_open: bool = False, high_open: bool = False) -> None:
+            value = getattr(self, name)
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value)
+                  and (value > low if low_open else value >= low)
+                  and (value < high if high_open else value <= high))
+            if not ok:
+                if math.isinf(high):
+                    bound = f"{'>' if low_open else '>='} {low:g}"
+                else:
+                    bound = (f"in {'(' if low_open else '['}{low:g}, "
+                             f"{high:g}{')' if high_open else ']'}")
+                fail(f"{name} must be {bound}, got {value!r}")
+
+        def integer(name: str, low: int) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                fail(f"{name} must be an integer >= {low}, got {value!r}")
+
+        choice("model", MODELS)
+        choice("optimizer", OPTIMIZERS)
+        choice("schedule", SCHEDULES)
+        choice("penalty", PENALTIES)
+        choice("early_stopping", EARLY_STOPPING)
+        integer("epochs", 1)
+        number("learning_rate", 0, low_open=True)
+        if self.batch_size is not None:
+            integer("batch_size", 1)
+        number("momentum", 0, 1, high_open=True)
+        number("beta1", 0, 1, high_open=True)
+        number("beta2", 0, 1, high_open=True)
+        number("rho", 0, 1, high_open=True)
+        number("epsilon", 0, low_open=True)
+        integer("step_size", 1)
+        number("gamma", 0, 1, low_open=True)
+        number("decay", 0)
+        number("alpha", 0)
+        number("tol", 0, low_open=True)
+        number("validation_fraction", 0, 0.5)
+        integer("patience", 1)
+        number("min_batch_factor", 1)
+        if self.nesterov and self.optimizer != "momentum":
+            fail(f"nesterov=True needs optimizer='momentum', got {self.optimizer!r}")
+        if self.penalty == "none" and self.alpha != 0:
+            fail(f"alpha={self.alpha!r} is set but penalty='none'; choose penalty='l2' or "
+                 "'l1', or drop alpha")
+        if self.early_stopping == "validation" and self.validation_fraction == 0:
+            fail("early_stopping='validation' needs a validation split: set "
+                 "validation_fraction, e.g. 0.2")
+
+    @property
+    def residual_factor(self) -> int:
+        """k with k*d the residual the protocol encrypts (integer, so no division in Z_n).
+
+        Linear: d = u - y, k = 1. Logistic (Taylor): d = u/4 - y/2, so 4d = u - 2y, k = 4.
+        """
+        return 4 if self.model == "logistic" else 1
 
     def to_dict(self) -> dict[str, object]:
         """Plain-dict form for reports."""
         return asdict(self)
+
+
+class StoppingRule:
+    """The coordinator's decision after each epoch (see ``early_stopping``).
+
+    The same object drives the federation and :mod:`vfl.reference`, so both
+    stop after the same epoch.
+    """
+
+    def __init__(self, config: TrainingConfig) -> None:
+        self.config = config
+        self._previous: float | None = None
+        self._best: float | None = None
+        self._since_best = 0
+
+    def update(self, loss: float, validation_loss: float | None = None,
+               votes: list[bool] | None = None) -> tuple[bool, bool]:
+        """Record an epoch; return (stop, this epoch is the best on validation)."""
+        c = self.config
+        best = False
+        if validation_loss is not None:
+            if self._best is None or validation_loss < self._best - c.tol:
+                self._best, self._since_best, best = validation_loss, 0, True
+            else:
+                self._since_best += 1
+        if c.early_stopping == "loss":
+            stop = self._previous is not None and abs(self._previous - loss) <= c.tol
+        elif c.early_stopping == "weights":
+            if votes is None:
+                raise ValueError("weight-change stopping needs every party's vote")
+            stop = all(votes)
+        elif c.early_stopping == "validation":
+            stop = self._since_best >= c.patience
+        else:
+            stop = False
+        self._previous = loss
+        return stop, best
+
+
+def validation_split(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training positions, validation positions) of the aligned rows.
+
+    Both sorted. B draws `seed` and sends it in the training plan so every
+    party holds out the same rows. With fraction 0 every row trains.
+    """
+    if fraction <= 0:
+        return np.arange(n_rows), np.arange(0)
+    n_val = max(1, int(round(n_rows * fraction)))
+    if n_val >= n_rows:
+        raise ConfigError(f"a validation fraction of {fraction:g} leaves no training row "
+                          f"out of {n_rows}")
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(n_rows)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def batch_plan(n_rows: int, batch_size: int | None, seed: int) -> list[np.ndarray]:
@@ -89,3 +268,28 @@ def batch_plan(n_rows: int, batch_size: int | None, seed: int) -> list[np.ndarra
 def smallest_batch(n_rows: int, batch_size: int | None) -> int:
     """Size of the smallest batch :func:`batch_plan` produces (any seed)."""
     return min(len(b) for b in batch_plan(n_rows, batch_size, 0))
+
+
+def training_labels(label: np.ndarray | None, config: TrainingConfig, *, party: str,
+                    source: str | None, column: str | None) -> np.ndarray:
+    """The labels the protocol trains on: as given (linear) or mapped to {-1, +1}.
+
+    Raises
+    ------
+    InvalidLabelError
+        For logistic regression, if the labels are not two classes coded
+        {0, 1} or {-1, +1}.
+    """
+    assert label is not None
+    y = np.asarray(label, dtype=np.float64)
+    if config.model != "logistic":
+        return y
+    values = set(np.unique(y).tolist())
+    if values <= {0.0, 1.0}:
+        return 2.0 * y - 1.0
+    if values <= {-1.0, 1.0}:
+        return y
+    shown = ", ".join(f"{v:g}" for v in sorted(values)[:5])
+    raise InvalidLabelError(
+        f"label column {column!r} of {source} holds {shown}{', ...' if len(values) > 5 else ''}"
+        "; logistic regression needs two classes coded 0/1 or -1/+1", party=party)

@@ -15,8 +15,8 @@ __all__ = ["add_data_options", "dumps", "feature_holder_names", "write_outputs"]
 def add_data_options(parser: argparse.ArgumentParser, *, label: bool) -> None:
     """--party-a (repeatable), --party-b, --id-column and maybe --label-column."""
     parser.add_argument("--party-a", action="append", required=True, metavar="CSV",
-                        help="feature holder's CSV file (ID and feature columns); give it once "
-                             "per feature holder (this version trains with one)")
+                        help="feature holder's CSV file (ID and feature columns); repeat it "
+                             "once per feature holder (A1, A2, ... in the order given)")
     parser.add_argument("--party-b", required=True, metavar="CSV",
                         help="label holder's CSV file (ID, label and feature columns)")
     parser.add_argument("--id-column", required=True, metavar="NAME",

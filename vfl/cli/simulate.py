@@ -7,48 +7,25 @@ import os
 import sys
 
 from vfl.cli.common import add_data_options, dumps, feature_holder_names, write_outputs
+from vfl.cli.options import add_training_options, config_from_args
 from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS, available_backends
-from vfl.errors import InputDataError
-from vfl.metrics import regression_metrics
 from vfl.psi import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT
-from vfl.training import TrainingConfig
 
 __all__ = ["register", "run"]
-
-
-def _batch_size(text: str) -> int | None:
-    if text == "full":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"batch size must be positive, got {value}")
-    return value
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "simulate", help="train A, B and C in one process on CSV files",
-        description="Align the parties' rows privately, train a linear regression with "
-                    "Paillier-encrypted messages between in-process parties, and write "
-                    "OUT/report.json plus one model file per party.",
+        description="Align the parties' rows privately, train a linear or logistic "
+                    "regression with Paillier-encrypted messages between in-process parties "
+                    "(one label holder B, one or more feature holders A1..Ak, a coordinator "
+                    "C), and write OUT/report.json plus one model file per party.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_options(parser, label=True)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (created only when training succeeds)")
-    parser.add_argument("--epochs", type=int, default=20, help="maximum number of epochs")
-    parser.add_argument("--learning-rate", type=float, default=0.1, help="gradient step size")
-    parser.add_argument("--batch-size", type=_batch_size, default=None, metavar="N|full",
-                        help="rows per mini-batch, or 'full' (default: full batch)")
-    parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weights")
-    parser.add_argument("--tol", type=float, default=1e-6,
-                        help="stop when the epoch loss changes by at most this (0: never)")
-    parser.add_argument("--min-batch-factor", type=float, default=2.0,
-                        help="a party with d features refuses batches of <= factor*d rows")
-    parser.add_argument("--no-standardize", dest="standardize", action="store_false",
-                        help="train on raw columns instead of each party standardising its own")
+    add_training_options(parser)
     parser.add_argument("--key-bits", type=int, default=DEFAULT_KEY_BITS,
                         help="Paillier key size; below 2048 needs --insecure-key")
     parser.add_argument("--insecure-key", action="store_true",
@@ -65,16 +42,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from parties import Coordinator, FeatureHolder, Federation, LabelHolder
+    import numpy as np
+    import pandas as pd
 
-    if len(args.party_a) > 1:
-        raise InputDataError(
-            f"{len(args.party_a)} --party-a files given, but this version trains with exactly "
-            "one feature holder; merge their columns into one file or give one --party-a")
-    config = TrainingConfig(epochs=args.epochs, learning_rate=args.learning_rate,
-                            batch_size=args.batch_size, l2=args.l2, tol=args.tol,
-                            min_batch_factor=args.min_batch_factor,
-                            standardize=args.standardize)
+    from parties import Coordinator, FeatureHolder, Federation, LabelHolder
+    from vfl.metrics import model_metrics
+
+    config = config_from_args(args)
     names = feature_holder_names(len(args.party_a))
     seed = args.seed
     holders = [FeatureHolder.from_csv(path, id_column=args.id_column, name=name,
@@ -95,11 +69,20 @@ def run(args: argparse.Namespace) -> int:
     say(f"aligned rows: {federation.aligned_rows_}")
 
     predictions = federation.predict()
-    truth = label_holder.table.take(
-        [label_holder.table.ids.index(i) for i in predictions.index]).label
-    metrics = regression_metrics(truth, predictions.to_numpy())
+    truth = pd.Series(label_holder.table.label, index=label_holder.table.ids)
+    held_out = {label_holder.aligned_ids_[i] for i in label_holder.validation_rows_}
+    is_validation = np.array([i in held_out for i in predictions.index])
+
+    def score(mask: np.ndarray) -> dict[str, float]:
+        return model_metrics(config.model, truth.loc[predictions.index[mask]].to_numpy(),
+                             predictions.to_numpy()[mask])
+
+    metrics = score(~is_validation)
     report = {
+        "model": config.model,
         "aligned_rows": federation.aligned_rows_,
+        "training_rows": int((~is_validation).sum()),
+        "validation_rows": int(is_validation.sum()),
         "parties": {
             label_holder.name: {"features": label_holder.model_.features,
                                 "weights": label_holder.model_.weights,
@@ -107,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
             **{a.name: {"features": a.model_.features, "weights": a.model_.weights}
                for a in holders},
         },
-        "history": [{"epoch": int(e), "loss": float(v)} for e, v in label_holder.history_],
+        "history": label_holder.history_,
+        "epochs_run": len(label_holder.history_),
         "metrics": metrics,
+        **({"validation_metrics": score(is_validation)} if is_validation.any() else {}),
         "config": {**config.to_dict(), "key_bits": args.key_bits, "backend": args.backend,
                    "alignment": args.alignment},
         "session": federation.session_,
@@ -116,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     files = {"report.json": dumps(report),
              **{f"model_{p.name}.json": p.model_.to_json() for p in (label_holder, *holders)}}
     write_outputs(args.out, files, [args.party_b, *args.party_a])
-    say("metrics on the aligned training rows: "
-        + ", ".join(f"{k} {v:.6g}" for k, v in metrics.items()))
+    say("metrics on the training rows: " + ", ".join(f"{k} {v:.6g}" for k, v in metrics.items()))
+    if "validation_metrics" in report:
+        say("metrics on the validation rows: " + ", ".join(
+            f"{k} {v:.6g}" for k, v in report["validation_metrics"].items()))
     say(f"wrote {os.path.join(args.out, 'report.json')} and one model file per party")
     return 0

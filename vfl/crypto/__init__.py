@@ -10,7 +10,7 @@ from vfl.crypto.ciphertext import EncryptedVector
 from vfl.crypto.encoding import FixedPointCodec
 from vfl.crypto.engine import PaillierDecryptor, PaillierEngine, validate_ciphertexts
 from vfl.crypto.keys import DEFAULT_KEY_BITS, MIN_SECURE_KEY_BITS, check_key_bits, generate_keypair
-from vfl.crypto.masks import draw_masks, unmask
+from vfl.crypto.masks import SHARE_MODULUS_BITS, draw_masks, expand_masks, unmask
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -18,11 +18,13 @@ __all__ = [
     "EncryptedVector",
     "FixedPointCodec",
     "MIN_SECURE_KEY_BITS",
+    "SHARE_MODULUS_BITS",
     "PaillierDecryptor",
     "PaillierEngine",
     "available_backends",
     "check_key_bits",
     "draw_masks",
+    "expand_masks",
     "generate_keypair",
     "get_backend",
     "unmask",

@@ -18,15 +18,22 @@ from vfl.training import TrainingConfig
 __all__ = [
     "AlignmentKey",
     "AlignmentTags",
+    "ConvergenceVote",
+    "CrossTerm",
+    "CrossTermRequest",
     "DecryptedMaskedGradient",
     "EncryptedLoss",
     "EncryptedPartialScores",
     "EncryptedResidual",
+    "EncryptedValidationLoss",
+    "EncryptedValidationScores",
     "EpochEnd",
     "EpochStart",
     "InterceptOffset",
     "MaskedGradient",
+    "MaskedPartialScores",
     "PartialScores",
+    "PredictionMaskSeed",
     "PublicKeyMessage",
     "TrainingPlan",
     "ciphertext_fields",
@@ -70,6 +77,8 @@ class TrainingPlan:
     config: TrainingConfig
     n_rows: int
     feature_holders: tuple[str, ...]
+    #: Seed of the validation split (see :func:`vfl.training.validation_split`).
+    split_seed: int = 0
 
 
 # --- alignment (A <-> B only; C takes no part) ---------------------------------
@@ -114,17 +123,70 @@ class EncryptedPartialScores:
 
 @dataclass(frozen=True)
 class EncryptedResidual:
-    """B -> A: [[d]] = [[u_A]] + (u_B - y), re-randomised for this recipient."""
+    """B -> A: [[k d]] = [[sum_j u_Aj]] + v, re-randomised for this recipient.
+
+    v = u_B - y (linear, k = 1) or u_B - 2y with y in {-1, +1} (logistic
+    Taylor loss, k = 4); see :attr:`vfl.training.TrainingConfig.residual_factor`.
+    """
 
     residual: EncryptedVector
 
 
 @dataclass(frozen=True)
+class CrossTermRequest:
+    """B -> A_j: [[U]] = [[sum_{k>j} u_Ak]], re-randomised, for the loss's cross terms.
+
+    With several feature holders the loss needs sum_i u_Aj,i * u_Ak,i for
+    j < k. A_j multiplies [[U]] by its own scores in the clear (batch 0: the
+    validation rows).
+    """
+
+    values: EncryptedVector
+
+
+@dataclass(frozen=True)
+class CrossTerm:
+    """A_j -> B: [[2 sum_i u_Aj,i U_i]], one ciphertext, re-randomised."""
+
+    value: EncryptedVector
+
+
+@dataclass(frozen=True)
+class EncryptedValidationScores:
+    """A -> B: [[u_A]] and [[sum u_A^2]] on the validation rows (batch 0)."""
+
+    scores: EncryptedVector
+    loss_part: EncryptedVector
+
+
+@dataclass(frozen=True)
 class EncryptedLoss:
-    """B -> C: [[2 m L]] for a batch of `batch_rows` rows, re-randomised."""
+    """B -> C: [[S]] for a batch of `batch_rows` rows, re-randomised.
+
+    S = sum_i (k d_i)^2 + 2 m k * penalty, from which C recovers the loss
+    L = S / (2 m k) + (log 2 - 1/2 for the logistic Taylor loss).
+    """
 
     loss: EncryptedVector
     batch_rows: int
+
+
+@dataclass(frozen=True)
+class EncryptedValidationLoss:
+    """B -> C: [[S]] of the validation rows (no penalty), after each epoch."""
+
+    loss: EncryptedVector
+    rows: int
+
+
+@dataclass(frozen=True)
+class ConvergenceVote:
+    """A or B -> C: whether this party's own weights moved by at most tol this epoch.
+
+    Only the yes/no leaves the party, never the weights or their change.
+    """
+
+    converged: bool
 
 
 @dataclass(frozen=True)
@@ -143,10 +205,25 @@ class DecryptedMaskedGradient:
 
 @dataclass(frozen=True)
 class EpochEnd:
-    """C -> A, B: whether to stop. Only B is told the loss."""
+    """C -> A, B: whether to stop. Only B is told the losses.
+
+    Attributes
+    ----------
+    stop : bool
+    loss : float or None
+        Mean training loss of the epoch (to B only).
+    validation_loss : float or None
+        Loss on the validation split (to B only; None without a split).
+    best : bool
+        This epoch's weights are the best so far on the validation split;
+        each party keeps a copy, restored at the end under validation early
+        stopping.
+    """
 
     stop: bool
     loss: float | None = None
+    validation_loss: float | None = None
+    best: bool = False
 
 
 # --- after training -------------------------------------------------------------
@@ -169,6 +246,30 @@ class PartialScores:
     """A -> B: u_A in the clear for rows to predict (PROTOCOL.md, prediction)."""
 
     scores: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class PredictionMaskSeed:
+    """B -> A: a 32-byte seed of the masks that hide A's scores from C.
+
+    Used when the prediction goes to C: A sends C its encoded scores plus
+    masks expanded from this seed, B sends its own minus the masks of every
+    A, so C can add them up but sees no single party's partial score.
+    """
+
+    seed: bytes
+
+
+@dataclass(frozen=True)
+class MaskedPartialScores:
+    """A or B -> C: fixed-point partial scores plus masks, mod 2**256.
+
+    B's message also names the model kind, so C knows whether the summed
+    score is the prediction or the log-odds of class 1.
+    """
+
+    values: tuple[int, ...]
+    model: str | None = None
 
 
 def ciphertext_fields(message: object) -> list[tuple[str, EncryptedVector]]:

@@ -3,8 +3,9 @@
 B runs the pairwise method with each feature holder A_k in turn, keeps the
 rows it shares with all of them, and tells each A_k which of its pairwise
 shared rows survive and in which order. Every party ends with its rows of the
-common intersection in the same order. Each A_k learns, beyond its pairwise
-result, the size of the common intersection; the coordinator takes no part.
+common intersection in the same order: sorted by normalised ID. Each A_k
+learns, beyond its pairwise result, the size of the common intersection; the
+coordinator takes no part.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def align_as_label_holder(ids: Sequence[str], endpoint: Endpoint,
     common = set(pairwise[0].positions.tolist())
     for result in pairwise[1:]:
         common &= set(result.positions.tolist())
-    # The first pairwise order (by keyed tag or blinded point) is the common
-    # order: it is pseudo-random and says nothing about the IDs.
-    order = [row for row in pairwise[0].positions.tolist() if row in common]
+    # The common order sorts the shared IDs: every party already knows them,
+    # so the order reveals nothing (B's row order might), and the same data
+    # always give the same order, hence reproducible batches.
+    order = sorted(common, key=lambda row: ids[row])
     for name, result in zip(feature_holders, pairwise):
         where = {row: k for k, row in enumerate(result.positions.tolist())}
         endpoint.send(name, AlignmentSelection(tuple(where[row] for row in order)))

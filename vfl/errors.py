@@ -12,8 +12,13 @@ and end with what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "AuditKeyError",
+    "AuditLogError",
     "BatchTooSmallError",
+    "BrokenChainError",
+    "CertificateFileError",
     "ChannelTimeoutError",
+    "ConfigError",
     "ConfigMismatchError",
     "DuplicateIDError",
     "EmptyIntersectionError",
@@ -25,12 +30,20 @@ __all__ = [
     "InvalidIDError",
     "InvalidLabelError",
     "LabelInFeatureHolderError",
+    "MalformedRecordError",
     "MissingColumnError",
     "ModelFileError",
     "PeerAbortedError",
+    "PeerAuthenticationError",
+    "PeerUnreachableError",
     "ProtocolError",
+    "RecordMismatchError",
+    "SignatureError",
+    "TamperedRecordError",
     "UnexpectedMessageError",
+    "UntrustedKeyError",
     "VFLError",
+    "WireFormatError",
 ]
 
 
@@ -91,6 +104,10 @@ class LabelInFeatureHolderError(InputDataError):
     """
 
 
+class ConfigError(VFLError, ValueError):
+    """A training option is invalid, or options are combined in a way that cannot work."""
+
+
 class BatchTooSmallError(VFLError, ValueError):
     """A mini-batch is too small for a party's number of features.
 
@@ -145,3 +162,79 @@ class ChannelTimeoutError(ProtocolError, TimeoutError):
 
 class ModelFileError(VFLError, ValueError):
     """A saved model part is missing, unreadable or belongs to another party."""
+
+
+# --- audit log ---------------------------------------------------------------
+
+
+class AuditKeyError(VFLError, ValueError):
+    """A party's signing key file is missing, unreadable, or would be overwritten."""
+
+
+class AuditLogError(VFLError, ValueError):
+    """The audit log cannot be read, extended or trusted.
+
+    Parameters
+    ----------
+    message : str
+    index : int or None
+        Index of the record concerned, when known.
+    line : int or None
+        1-based line of the log file holding it, when known.
+    party : str or None
+    """
+
+    def __init__(self, message: str, *, index: int | None = None, line: int | None = None,
+                 party: str | None = None) -> None:
+        self.index = index
+        self.line = line
+        if index is not None and line is not None:
+            message = f"record {index} (line {line}): {message}"
+        elif index is not None or line is not None:
+            message = (f"record {index}" if index is not None else f"line {line}") + \
+                f": {message}"
+        super().__init__(message, party=party)
+
+
+class MalformedRecordError(AuditLogError):
+    """A log line is not a complete, well-formed record (for instance a truncated line)."""
+
+
+class TamperedRecordError(AuditLogError):
+    """A record's content no longer matches the hash stored in it."""
+
+
+class BrokenChainError(AuditLogError):
+    """A record does not follow the one before it (previous hash or index)."""
+
+
+class SignatureError(AuditLogError):
+    """A required signature is missing, invalid, or made with a key other than the pinned one."""
+
+
+class UntrustedKeyError(AuditLogError):
+    """A key the log pins is not in the verifier's trusted keyring."""
+
+
+class RecordMismatchError(AuditLogError):
+    """A draft does not hold what the signing party computed itself, so it will not sign."""
+
+
+# --- network transport ------------------------------------------------------
+
+
+class WireFormatError(ProtocolError, ValueError):
+    """Received bytes are not a well-formed envelope: truncated, corrupted, or
+    naming a type that may not be decoded."""
+
+
+class PeerUnreachableError(ProtocolError, ConnectionError):
+    """A peer could not be reached at its address before the retry deadline."""
+
+
+class PeerAuthenticationError(ProtocolError, PermissionError):
+    """A peer's TLS identity is not the party it claims or is expected to be."""
+
+
+class CertificateFileError(VFLError, ValueError):
+    """A certificate or key file is missing, unreadable or names another party."""

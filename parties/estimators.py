@@ -1,0 +1,229 @@
+"""scikit-learn-style estimators over in-process parties, for notebooks.
+
+>>> model = VerticalLinearRegression(epochs=30, optimizer="adam", learning_rate=0.05)
+>>> model.fit([label_holder, feature_holder])            # doctest: +SKIP
+>>> model.history_.plot(x="epoch")                       # doctest: +SKIP
+>>> model.coef_["A1"]                                    # doctest: +SKIP
+
+The estimator builds a :class:`~parties.federation.Federation` of the
+parties it is given (and a coordinator, unless one is given), runs the
+encrypted protocol and exposes the result. Every party still holds its own
+data and model part: the estimator only reads what the notebook user could
+read from the party objects anyway, because in a notebook one person plays
+every role. In a real deployment each organisation runs only its own party.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+
+import numpy as np
+import pandas as pd
+
+from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS
+from vfl.protocol.channel import DEFAULT_TIMEOUT_S
+from vfl.psi import DEFAULT_ALIGNMENT
+from vfl.training import TrainingConfig
+
+from parties.coordinator import Coordinator
+from parties.federation import Federation
+from parties.feature_holder import FeatureHolder
+from parties.label_holder import LabelHolder
+
+__all__ = ["VerticalLinearRegression", "VerticalLogisticRegression"]
+
+_TRAINING = [f.name for f in fields(TrainingConfig) if f.name != "model"]
+_RUNTIME = {"key_bits": DEFAULT_KEY_BITS, "insecure_key": False, "backend": DEFAULT_BACKEND,
+            "alignment": DEFAULT_ALIGNMENT, "timeout": DEFAULT_TIMEOUT_S, "progress": False}
+
+
+class _VerticalEstimator:
+    """Shared machinery; use :class:`VerticalLinearRegression` or
+    :class:`VerticalLogisticRegression`."""
+
+    _model: str
+
+    def __init__(self, **params: object) -> None:
+        unknown = set(params) - set(_TRAINING) - set(_RUNTIME)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown parameter(s) "
+                            f"{', '.join(sorted(unknown))}; training parameters are "
+                            f"{', '.join(_TRAINING)}")
+        defaults = {f.name: f.default for f in fields(TrainingConfig)}
+        for name in _TRAINING:
+            setattr(self, name, params.get(name, defaults[name]))
+        for name, default in _RUNTIME.items():
+            setattr(self, name, params.get(name, default))
+        self.config  # noqa: B018 - validate now, not at fit time
+
+    @property
+    def config(self) -> TrainingConfig:
+        """The :class:`~vfl.training.TrainingConfig` every party receives."""
+        return TrainingConfig(model=self._model,
+                              **{name: getattr(self, name) for name in _TRAINING})
+
+    def get_params(self, deep: bool = True) -> dict[str, object]:
+        """Constructor parameters (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in (*_TRAINING, *_RUNTIME)}
+
+    def set_params(self, **params: object) -> _VerticalEstimator:
+        """Change constructor parameters (validated at once)."""
+        merged = {**self.get_params(), **params}
+        type(self).__init__(self, **merged)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {**{f.name: f.default for f in fields(TrainingConfig)}, **_RUNTIME}
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
+                            if v != defaults[k])
+        return f"{type(self).__name__}({changed})"
+
+    # --- fitting ----------------------------------------------------------------
+
+    def fit(self, parties: Sequence[LabelHolder | FeatureHolder | Coordinator]
+            ) -> _VerticalEstimator:
+        """Align the parties' rows privately and train on encrypted messages.
+
+        Parameters
+        ----------
+        parties : sequence of party objects
+            Exactly one :class:`~parties.LabelHolder`, one or more
+            :class:`~parties.FeatureHolder` (trained in the order given) and,
+            optionally, a :class:`~parties.Coordinator`; without one, a
+            coordinator with this estimator's ``key_bits``/``backend`` is made.
+        """
+        parties = list(parties)
+        labels = [p for p in parties if isinstance(p, LabelHolder)]
+        holders = [p for p in parties if isinstance(p, FeatureHolder)]
+        coordinators = [p for p in parties if isinstance(p, Coordinator)]
+        others = [p for p in parties if not isinstance(p, (LabelHolder, FeatureHolder,
+                                                           Coordinator))]
+        if others:
+            raise TypeError(f"fit() takes party objects, got {type(others[0]).__name__}")
+        if len(labels) != 1 or not holders or len(coordinators) > 1:
+            raise ValueError(f"fit() needs one LabelHolder, at least one FeatureHolder and at "
+                             f"most one Coordinator; got {len(labels)}, {len(holders)} and "
+                             f"{len(coordinators)}")
+        coordinator = coordinators[0] if coordinators else Coordinator(
+            key_bits=self.key_bits, insecure_key=self.insecure_key, backend=self.backend)
+        self.federation_ = Federation(coordinator, labels[0], holders, config=self.config,
+                                      alignment=self.alignment, timeout=self.timeout,
+                                      progress=self.progress).fit()
+        return self
+
+    def _fitted(self) -> Federation:
+        if not hasattr(self, "federation_"):
+            raise AttributeError(f"this {type(self).__name__} is not fitted yet: call fit() "
+                                 "with the parties first")
+        return self.federation_
+
+    @property
+    def history_(self) -> pd.DataFrame:
+        """Loss per epoch: ``epoch``, ``loss`` and, with a validation split,
+        ``validation_loss``."""
+        return self._fitted().history_
+
+    @property
+    def coef_(self) -> dict[str, pd.Series]:
+        """Each party's raw-unit weights, by party name (feature holders, then B)."""
+        fed = self._fitted()
+        return {p.name: p.coef_ for p in (*fed.feature_holders, fed.label_holder)}
+
+    @property
+    def intercept_(self) -> float:
+        """The intercept (held by the label holder)."""
+        return self._fitted().label_holder.intercept_
+
+    @property
+    def n_epochs_(self) -> int:
+        """Epochs actually run (early stopping may end training before ``epochs``)."""
+        return len(self._fitted().history_)
+
+    @property
+    def aligned_rows_(self) -> int:
+        """Rows all parties share."""
+        return self._fitted().aligned_rows_
+
+    # --- using the model -----------------------------------------------------------
+
+    def _decision(self, label_holder_data, feature_holder_data, deliver_to) -> pd.Series:
+        return self._fitted().predict(label_holder_data, feature_holder_data,
+                                      deliver_to=deliver_to)
+
+    def evaluate(self, label_holder_data: pd.DataFrame | None = None,
+                 feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
+                 ) -> dict[str, float]:
+        """Federated metrics, computed by B against its labels (see
+        :meth:`parties.Federation.evaluate`)."""
+        return self._fitted().evaluate(label_holder_data, feature_holder_data)
+
+
+class VerticalLinearRegression(_VerticalEstimator):
+    """Linear regression trained by the three-party Paillier protocol.
+
+    Parameters
+    ----------
+    **params
+        Any :class:`~vfl.training.TrainingConfig` field except ``model``
+        (``epochs``, ``learning_rate``, ``batch_size``, ``optimizer``,
+        ``penalty``, ``alpha``, ``early_stopping``, ...), and ``key_bits``
+        (2048), ``insecure_key`` (False), ``backend``, ``alignment``,
+        ``timeout``, ``progress``.
+
+    Attributes
+    ----------
+    federation_ : parties.Federation
+    history_ : pandas.DataFrame
+    coef_ : dict of str to pandas.Series
+    intercept_ : float
+    n_epochs_ : int
+    """
+
+    _model = "linear"
+
+    def predict(self, label_holder_data: pd.DataFrame | None = None,
+                feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
+                *, deliver_to: str = "B") -> pd.Series:
+        """Federated predictions indexed by ID (new rows, or the training rows)."""
+        return self._decision(label_holder_data, feature_holder_data, deliver_to)
+
+    def score(self, label_holder_data: pd.DataFrame | None = None,
+              feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
+              ) -> float:
+        """R² on the given rows (default: the training rows)."""
+        return self.evaluate(label_holder_data, feature_holder_data)["r2"]
+
+
+class VerticalLogisticRegression(_VerticalEstimator):
+    """Logistic regression (Taylor-expanded log-loss) by the three-party protocol.
+
+    Labels at the label holder are coded 0/1 or -1/+1; ``predict`` returns
+    the same coding. Parameters and attributes as
+    :class:`VerticalLinearRegression`.
+    """
+
+    _model = "logistic"
+
+    def predict_proba(self, label_holder_data: pd.DataFrame | None = None,
+                      feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None
+                      = None, *, deliver_to: str = "B") -> pd.Series:
+        """P(class 1) per row, indexed by ID."""
+        return self._decision(label_holder_data, feature_holder_data, deliver_to)
+
+    def predict(self, label_holder_data: pd.DataFrame | None = None,
+                feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
+                *, deliver_to: str = "B", threshold: float = 0.5) -> pd.Series:
+        """Class labels (the label holder's coding: 0/1 or -1/+1), indexed by ID."""
+        probability = self.predict_proba(label_holder_data, feature_holder_data,
+                                         deliver_to=deliver_to)
+        labels = self._fitted().label_holder.table.label
+        negative = -1 if labels is not None and np.any(labels == -1) else 0
+        return pd.Series(np.where(probability > threshold, 1, negative),
+                         index=probability.index, name=probability.name)
+
+    def score(self, label_holder_data: pd.DataFrame | None = None,
+              feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
+              ) -> float:
+        """Accuracy on the given rows (default: the training rows)."""
+        return self.evaluate(label_holder_data, feature_holder_data)["accuracy"]

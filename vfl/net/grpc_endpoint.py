@@ -1,0 +1,517 @@
+"""An :class:`~vfl.protocol.channel.Endpoint` over gRPC, with mutual TLS by default.
+
+Each party runs one gRPC server on its listen address and holds one client
+channel per peer. Sending an envelope is one client-streaming call to the
+recipient's server: the envelope is encoded once (:mod:`vfl.protocol.wire`)
+and streamed in chunks sliced from that one buffer; the recipient's server
+reassembles the chunks into one buffer of the announced size, decodes it and
+queues the envelope for the party's next ``receive`` from that sender. A
+``send`` returns once the recipient holds the envelope, not once it has
+used it, as with the in-process queues.
+
+Security, with TLS (the default): every party presents the certificate the
+federation CA issued to it and accepts only certificates from that CA.
+A client checks that the server at a peer's address is that peer (the
+certificate's DNS name must equal the peer's party name); a server takes the
+sender's identity from its client certificate and refuses any envelope whose
+sender is another party. ``insecure=True`` turns all of this off: no
+encryption, no authentication, and the sender's name is what it claims.
+
+Semantics equal the in-process endpoint's: sequence numbers, duplicates,
+gaps, sessions, steps and epochs are checked by :meth:`Endpoint.receive`; an
+abort reaches every peer; every wait has a bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from vfl.errors import (ChannelTimeoutError, PeerAbortedError, PeerAuthenticationError,
+                        PeerUnreachableError, ProtocolError, WireFormatError)
+from vfl.net.certs import check_party_name
+from vfl.net.tls import TlsFiles
+from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, Envelope, _Abort
+from vfl.protocol.wire import (HEADER, TypeRegistry, decode_envelope, encode_envelope,
+                               frame_length)
+
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "Capture",
+    "GrpcEndpoint",
+    "InsecureTransportWarning",
+    "LinkTraffic",
+]
+
+log = logging.getLogger(__name__)
+
+#: Bytes per streamed chunk: large enough that per-chunk overhead is
+#: negligible, small enough that a chunk copy costs nothing in memory.
+DEFAULT_CHUNK_BYTES = 2 << 20
+#: Largest chunk either side sends or accepts (gRPC's per-message limit).
+MAX_CHUNK_BYTES = 4 << 20
+#: Largest envelope a party accepts; a bigger announcement is refused before
+#: any buffer is allocated.
+DEFAULT_MAX_MESSAGE_BYTES = 4 << 30
+#: Seconds to keep retrying a peer that cannot be reached (it may still be
+#: starting); afterwards :class:`~vfl.errors.PeerUnreachableError`.
+DEFAULT_CONNECT_TIMEOUT_S = 60.0
+#: Seconds an abort notice may take per peer: best effort, the party is stopping.
+ABORT_TIMEOUT_S = 5.0
+
+_SERVICE = "vfl.Transport"
+_DELIVER = f"/{_SERVICE}/Deliver"
+_ABORT = f"/{_SERVICE}/Abort"
+_ABORT_STEP = "Abort"  # step of the envelope carrying an abort notice
+_FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.05, 2.0
+
+#: ``capture(direction, peer, frame)``: direction is "sent" or "received",
+#: frame the exact bytes handed to (or reassembled from) gRPC, inside TLS.
+Capture = Callable[[str, str, memoryview], None]
+
+
+class InsecureTransportWarning(UserWarning):
+    """A party runs without TLS: traffic is readable and senders unauthenticated."""
+
+
+@dataclass
+class LinkTraffic:
+    """Envelopes and their encoded bytes (wire frames, before gRPC and TLS framing)
+    on the link between this party and one peer."""
+
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    chunks_sent: int = 0
+    messages_received: int = 0
+    bytes_received: int = 0
+    chunks_received: int = 0
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A message from a sender that could not be accepted; raised by the next receive."""
+
+    error: Exception
+
+
+_CLOSED = object()
+
+
+class GrpcEndpoint(Endpoint):
+    """One party's endpoint on the network.
+
+    The server starts in the constructor; call :meth:`close` (or use a
+    ``with`` block) to stop it. Leaving a ``with`` block by an exception
+    first tells every peer that this party stopped.
+
+    Parameters
+    ----------
+    name : str
+        This party's name; with TLS, the name its certificate carries.
+    session : str
+        Federation run identifier shared by all parties.
+    listen : str
+        ``host:port`` the server binds (port 0: any free port, see
+        :attr:`address`). Bind to the interface the peers reach.
+    peers : mapping of str to str
+        Every other party's name and ``host:port`` address.
+    tls : TlsFiles or None
+        This party's CA, certificate and key files. Required unless
+        `insecure`.
+    insecure : bool
+        Run without TLS (no encryption, no authentication). Warns.
+    timeout : float
+        Seconds a ``receive`` waits for a peer, and a ``send`` may take,
+        before :class:`~vfl.errors.ChannelTimeoutError`.
+    connect_timeout : float or None
+        Seconds to keep retrying an unreachable peer, with exponential
+        backoff, before :class:`~vfl.errors.PeerUnreachableError`; default
+        ``min(timeout, DEFAULT_CONNECT_TIMEOUT_S)``.
+    chunk_bytes : int
+        Size of each streamed chunk (at most 4 MiB).
+    max_message_bytes : int
+        Largest envelope accepted from a peer.
+    capture : callable or None
+        Called with every frame sent and received (see :data:`Capture`), for
+        audits of what travels on the wire.
+    registry : TypeRegistry or None
+        Message types that may be decoded; the default registry if None.
+
+    Attributes
+    ----------
+    address : str
+        ``host:port`` the server listens on (with the real port).
+    traffic : dict of str to LinkTraffic
+        Per-peer counters; read a snapshot with :meth:`traffic_snapshot`.
+    """
+
+    def __init__(self, name: str, session: str, listen: str, peers: Mapping[str, str], *,
+                 tls: TlsFiles | None = None, insecure: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT_S, connect_timeout: float | None = None,
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 capture: Capture | None = None, registry: TypeRegistry | None = None) -> None:
+        super().__init__(name, session, timeout)
+        check_party_name(name)
+        for peer in peers:
+            check_party_name(peer)
+        if name in peers:
+            raise ValueError(f"party {name} lists itself among its peers")
+        if not peers:
+            raise ValueError(f"party {name} has no peers")
+        if not 4096 <= chunk_bytes <= MAX_CHUNK_BYTES:
+            raise ValueError(f"chunk_bytes must be between 4 KiB and 4 MiB, got {chunk_bytes}")
+        if insecure and tls is not None:
+            raise ValueError("pass either tls files or insecure=True, not both")
+        if not insecure and tls is None:
+            raise ValueError(f"party {name}: TLS is required; pass tls=TlsFiles(ca, cert, key) "
+                             "(create them with 'vfl certs'), or insecure=True to run "
+                             "unencrypted and unauthenticated")
+        self.peers = dict(peers)
+        self.insecure = insecure
+        self.connect_timeout = (min(timeout, DEFAULT_CONNECT_TIMEOUT_S)
+                                if connect_timeout is None else connect_timeout)
+        self.chunk_bytes = chunk_bytes
+        self.max_message_bytes = max_message_bytes
+        self.capture = capture
+        self._registry = registry
+        self.traffic = {peer: LinkTraffic() for peer in self.peers}
+        self._traffic_lock = threading.Lock()
+        self._queues: dict[str, queue.Queue[Any]] = {p: queue.Queue() for p in self.peers}
+        self._channels: dict[str, grpc.Channel] = {}
+        self._channel_lock = threading.Lock()
+        self._closed = False
+        self._aborted = False
+
+        if insecure:
+            warnings.warn(f"party {name}: running WITHOUT TLS (insecure=True): messages travel "
+                          "unencrypted and peers are not authenticated; use this only on a "
+                          "trusted test machine", InsecureTransportWarning, stacklevel=2)
+            self._tls = None
+        else:
+            assert tls is not None
+            self._tls = tls.load(name)
+
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2 * len(self.peers) + 2,
+                                       thread_name_prefix=f"vfl-{name}-server"),
+            options=[*_message_size_options(),
+                     # One listener per address: a second server on the port fails loudly.
+                     ("grpc.so_reuseport", 0)])
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, {
+            "Deliver": grpc.stream_unary_rpc_method_handler(self._serve_deliver),
+            "Abort": grpc.unary_unary_rpc_method_handler(self._serve_abort),
+        }),))
+        try:
+            if self._tls is None:
+                port = self._server.add_insecure_port(listen)
+            else:
+                port = self._server.add_secure_port(listen, grpc.ssl_server_credentials(
+                    [(self._tls.key, self._tls.cert)], root_certificates=self._tls.ca,
+                    require_client_auth=True))
+        except RuntimeError:
+            port = 0
+        if not port:
+            raise OSError(f"party {name} cannot listen on {listen}: the address is in use or "
+                          "not an address of this machine")
+        host = listen.rsplit(":", 1)[0]
+        self.address = f"{host}:{port}"
+        self._server.start()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def close(self, grace: float = 1.0) -> None:
+        """Stop the server (in-flight deliveries get `grace` seconds) and the channels."""
+        if self._closed:
+            return
+        self._closed = True
+        self._server.stop(grace).wait(grace + 5.0)
+        with self._channel_lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+        for q in self._queues.values():
+            q.put(_CLOSED)
+
+    def __enter__(self) -> GrpcEndpoint:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if exc is not None and not self._aborted and not isinstance(exc, PeerAbortedError):
+                self.abort(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.close()
+
+    def traffic_snapshot(self) -> dict[str, LinkTraffic]:
+        """A copy of the per-peer counters."""
+        with self._traffic_lock:
+            return {p: LinkTraffic(**vars(t)) for p, t in self.traffic.items()}
+
+    # --- Endpoint: sending ------------------------------------------------------------
+
+    def _transmit(self, envelope: Envelope) -> None:
+        peer = envelope.recipient
+        if peer not in self.peers:
+            raise ValueError(f"{self.name} cannot send to unknown party {peer!r}; "
+                             f"known: {', '.join(self.peers)}")
+        if self._closed:
+            raise ProtocolError("the endpoint is closed", party=self.name)
+        frame = encode_envelope(envelope, self._registry)
+        view = memoryview(frame)
+        if self.capture is not None:
+            self.capture("sent", peer, view)
+        deliver = self._channel(peer).stream_unary(
+            _DELIVER, request_serializer=bytes, response_deserializer=None)
+
+        def chunks() -> Iterator[memoryview]:
+            for start in range(0, len(view), self.chunk_bytes):
+                yield view[start:start + self.chunk_bytes]
+
+        self._with_retries(peer, envelope.step, lambda: deliver(
+            chunks(), timeout=self.timeout, metadata=self._metadata(peer)))
+        with self._traffic_lock:
+            link = self.traffic[peer]
+            link.messages_sent += 1
+            link.bytes_sent += len(frame)
+            link.chunks_sent += -(-len(frame) // self.chunk_bytes)
+
+    def _broadcast_abort(self, abort: _Abort) -> None:
+        self._aborted = True
+        if self._closed:
+            return
+        pending = []
+        for peer in self.peers:
+            frame = encode_envelope(Envelope(self.session, self.name, peer, -1, 0, 0,
+                                             _ABORT_STEP, abort.reason[:4000]), self._registry)
+            call = self._channel(peer).unary_unary(_ABORT, request_serializer=bytes,
+                                                   response_deserializer=None)
+            # wait_for_ready: a peer still connecting gets the notice too, within the bound.
+            pending.append((peer, call.future(frame, timeout=min(self.timeout, ABORT_TIMEOUT_S),
+                                              metadata=self._metadata(peer),
+                                              wait_for_ready=True)))
+        for peer, future in pending:
+            try:
+                future.result()
+            except grpc.RpcError as exc:
+                log.warning("party %s: could not tell %s that it stopped: %s", self.name, peer,
+                            exc.details())
+
+    def _channel(self, peer: str) -> grpc.Channel:
+        with self._channel_lock:
+            channel = self._channels.get(peer)
+            if channel is None:
+                options = [*_message_size_options(),
+                           ("grpc.enable_retries", 0),  # retries are ours, with our deadline
+                           # Reconnect quickly once a peer (re)starts, not after minutes.
+                           ("grpc.initial_reconnect_backoff_ms", 100),
+                           ("grpc.min_reconnect_backoff_ms", 100),
+                           ("grpc.max_reconnect_backoff_ms", 2000),
+                           # Own connections: endpoints of one process never share one.
+                           ("grpc.use_local_subchannel_pool", 1)]
+                if self._tls is None:
+                    channel = grpc.insecure_channel(self.peers[peer], options=options)
+                else:
+                    credentials = grpc.ssl_channel_credentials(
+                        root_certificates=self._tls.ca, private_key=self._tls.key,
+                        certificate_chain=self._tls.cert)
+                    # The server must prove it is `peer`: its certificate's DNS name.
+                    options.append(("grpc.ssl_target_name_override", peer))
+                    channel = grpc.secure_channel(self.peers[peer], credentials,
+                                                  options=options)
+                self._channels[peer] = channel
+            return channel
+
+    def _metadata(self, peer: str) -> tuple[tuple[str, str], ...]:
+        return (("vfl-sender", self.name), ("vfl-recipient", peer))
+
+    def _with_retries(self, peer: str, step: str, call: Callable[[], object]) -> None:
+        address = self.peers[peer]
+        deadline = time.monotonic() + self.connect_timeout
+        delay = _FIRST_BACKOFF_S
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                call()
+                return
+            except grpc.RpcError as exc:
+                code, details = exc.code(), exc.details() or ""
+            if code is grpc.StatusCode.UNAVAILABLE and not _tls_failure(details):
+                remaining = deadline - time.monotonic()
+                if remaining > 0 and not self._closed:
+                    time.sleep(min(delay * random.uniform(0.8, 1.2), remaining))
+                    delay = min(2 * delay, _MAX_BACKOFF_S)
+                    continue
+                raise PeerUnreachableError(
+                    f"cannot reach {peer} at {address} to send {step}: {attempts} attempts in "
+                    f"{self.connect_timeout:g} s, last error: {details}. Check that {peer} "
+                    "runs and listens there, and that both sides use TLS with the same "
+                    "federation CA (or both --insecure)", party=self.name)
+            raise self._send_error(peer, step, code, details)
+
+    def _send_error(self, peer: str, step: str, code: grpc.StatusCode,
+                    details: str) -> Exception:
+        address = self.peers[peer]
+        if code is grpc.StatusCode.UNAVAILABLE:  # a TLS failure, see _tls_failure
+            return PeerAuthenticationError(
+                f"TLS handshake with {peer} at {address} failed: {details}. The server there "
+                f"must speak TLS (not --insecure) and present a certificate that the "
+                f"federation CA signed and that names {peer!r}", party=self.name)
+        if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+            return PeerAuthenticationError(f"{peer} at {address} refused {step}: {details}",
+                                           party=self.name)
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ChannelTimeoutError(f"{peer} at {address} did not accept {step} within "
+                                       f"{self.timeout:g} s; it may have stopped",
+                                       party=self.name)
+        if code is grpc.StatusCode.INVALID_ARGUMENT:
+            return WireFormatError(f"{peer} could not decode {step} from this party: {details}",
+                                   party=self.name)
+        return ProtocolError(f"sending {step} to {peer} at {address} failed: {code.name}: "
+                             f"{details}", party=self.name)
+
+    # --- Endpoint: receiving ----------------------------------------------------------
+
+    def _next_envelope(self, sender: str) -> Envelope:
+        q = self._queues.get(sender)
+        if q is None:
+            raise ValueError(f"{self.name} cannot receive from unknown party {sender!r}; "
+                             f"known: {', '.join(self.peers)}")
+        try:
+            item = q.get(timeout=self.timeout)
+        except queue.Empty:
+            raise ChannelTimeoutError(
+                f"{sender} ({self.peers[sender]}) sent nothing for {self.timeout:g} s; it may "
+                "have stopped", party=self.name) from None
+        if isinstance(item, _Abort):
+            q.put(item)  # every later receive on this link fails alike
+            raise PeerAbortedError(f"{item.party} stopped: {item.reason}", party=self.name)
+        if item is _CLOSED:
+            q.put(item)
+            raise ProtocolError("the endpoint is closed", party=self.name)
+        if isinstance(item, _Failure):
+            raise item.error
+        return item
+
+    # --- the server -------------------------------------------------------------------
+
+    def _identify(self, context: grpc.ServicerContext) -> str:
+        """The calling party, authenticated by its certificate unless insecure."""
+        metadata = dict(context.invocation_metadata())
+        claimed, recipient = metadata.get("vfl-sender"), metadata.get("vfl-recipient")
+        if self._tls is None:
+            identity = claimed
+        else:
+            auth = context.auth_context()
+            common = auth.get("x509_common_name", [])
+            identity = common[0].decode("utf-8", "replace") if len(common) == 1 else None
+            if identity is None or identity.encode() not in auth.get(
+                    "x509_subject_alternative_name", []):
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              f"{self.name}: the client certificate names no party")
+            if claimed != identity:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                              f"{self.name}: the certificate names {identity!r} but the call "
+                              f"claims to come from {claimed!r}")
+        if identity not in self._queues:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"{self.name}: {identity!r} is not a peer of this party")
+        if recipient != self.name:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"this is party {self.name}, not {recipient}: check the peer "
+                          "addresses in the sender's configuration")
+        assert identity is not None
+        return identity
+
+    def _serve_deliver(self, chunks: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        sender = self._identify(context)
+        buffer: bytearray | None = None
+        filled = total = count = 0
+        try:
+            for chunk in chunks:
+                count += 1
+                if buffer is None:
+                    total = frame_length(chunk[:HEADER.size], sender=sender, party=self.name)
+                    if total > self.max_message_bytes:
+                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                      f"{self.name} accepts messages of at most "
+                                      f"{self.max_message_bytes} bytes, not {total}")
+                    buffer = bytearray(total)  # the one buffer the chunks fill
+                if filled + len(chunk) > total:
+                    raise WireFormatError(f"from {sender}: message is longer than the "
+                                          f"{total} bytes its header announces", party=self.name)
+                buffer[filled:filled + len(chunk)] = chunk
+                filled += len(chunk)
+            if not context.is_active():
+                return b""  # the sender gave up mid-stream; it sends again
+            if buffer is None or filled < total:
+                raise WireFormatError(f"from {sender}: message is truncated: {filled} bytes, "
+                                      f"the header announces {total}", party=self.name)
+            envelope = decode_envelope(buffer, sender=sender, party=self.name,
+                                       registry=self._registry)
+        except grpc.RpcError:
+            return b""  # cancelled by the sender mid-stream; it retries or stops
+        except WireFormatError as exc:
+            # The receiving party learns why its next message from `sender` is missing.
+            self._queues[sender].put(_Failure(exc))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if envelope.sender != sender or envelope.recipient != self.name:
+            error = PeerAuthenticationError(
+                f"{sender} sent an envelope from {envelope.sender} to {envelope.recipient}; "
+                f"only its own, to {self.name}, are accepted", party=self.name)
+            self._queues[sender].put(_Failure(error))
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
+        view = memoryview(buffer)
+        if self.capture is not None:
+            self.capture("received", sender, view)
+        with self._traffic_lock:
+            link = self.traffic[sender]
+            link.messages_received += 1
+            link.bytes_received += len(view)
+            link.chunks_received += count
+        self._queues[sender].put(envelope)
+        return b""
+
+    def _serve_abort(self, frame: bytes, context: grpc.ServicerContext) -> bytes:
+        sender = self._identify(context)
+        try:
+            envelope = decode_envelope(frame, sender=sender, party=self.name,
+                                       registry=self._registry)
+        except WireFormatError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if envelope.session != self.session or envelope.step != _ABORT_STEP:
+            log.warning("party %s: ignored an abort notice from %s for session %r",
+                        self.name, sender, envelope.session)
+            return b""
+        notice = _Abort(sender, str(envelope.body))
+        for q in self._queues.values():
+            q.put(notice)
+        return b""
+
+
+def _message_size_options() -> list[tuple[str, int]]:
+    # Chunks are at most MAX_CHUNK_BYTES; the slack covers gRPC's own framing.
+    limit = MAX_CHUNK_BYTES + (64 << 10)
+    return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+
+
+def _tls_failure(details: str) -> bool:
+    """Whether a connection failure was a refused TLS handshake, not a peer still down.
+
+    gRPC reports both as UNAVAILABLE; only its message tells them apart.
+    """
+    text = details.lower()
+    return any(word in text for word in ("handshake", "hostname verification", "certificate"))

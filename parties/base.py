@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 import numpy as np
@@ -103,6 +104,10 @@ class DataParty(Party):
         self.aligned_ids_: list[str] | None = None
         #: Positions (in the aligned order) of the rows held out for validation.
         self.validation_rows_: np.ndarray | None = None
+        #: Skip private alignment and train on the rows of the previous run
+        #: (set by every party alike, e.g. for contribution coalitions).
+        self.reuse_alignment = False
+        self._alignment_cache: np.ndarray | None = None
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str], *, id_column: str, **kwargs: object):
@@ -138,6 +143,14 @@ class DataParty(Party):
         self.model_ = part
 
     # --- steps shared by A and B ------------------------------------------------
+
+    def _aligned_positions(self, run_alignment: Callable[[], np.ndarray]) -> np.ndarray:
+        """This party's rows shared by all, from private alignment or the last run's."""
+        if self.reuse_alignment and self._alignment_cache is not None:
+            return self._alignment_cache
+        positions = run_alignment()
+        self._alignment_cache = positions
+        return positions
 
     def _receive_public_key(self, endpoint: Endpoint, coordinator: str
                             ) -> tuple[phe.PaillierPublicKey, FixedPointCodec]:

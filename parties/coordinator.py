@@ -72,6 +72,9 @@ class Coordinator(Party):
         self.backend = backend
         self.codec = codec or FixedPointCodec()
         self.public_key_ = None
+        #: Serve the next run with the last run's key pair instead of a fresh
+        #: one (contribution coalitions of one federation).
+        self.reuse_key = False
         self.losses_: list[float] = []
         self.validation_losses_: list[float] = []
         self.predictions_: np.ndarray | None = None
@@ -79,7 +82,10 @@ class Coordinator(Party):
     def run_training(self, endpoint: Endpoint, config: TrainingConfig, *,
                      label_holder: str = "B", feature_holders: Sequence[str] = ("A1",)) -> None:
         """Serve one training run: key, decryptions, convergence decisions."""
-        public_key, private_key = generate_keypair(self.key_bits, insecure=self.insecure_key)
+        if self.reuse_key and self.public_key_ is not None:
+            public_key, private_key = self.public_key_, self._private_key
+        else:
+            public_key, private_key = generate_keypair(self.key_bits, insecure=self.insecure_key)
         self.public_key_ = public_key
         # Kept on C's own object so C's operator (and tests) can audit decryptions.
         self._private_key = private_key

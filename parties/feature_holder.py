@@ -101,8 +101,8 @@ class FeatureHolder(DataParty):
         assert engine is not None
         n = public_key.n
 
-        positions = align_as_feature_holder(self.table.ids, endpoint, label_holder,
-                                            get_alignment(alignment))
+        positions = self._aligned_positions(lambda: align_as_feature_holder(
+            self.table.ids, endpoint, label_holder, get_alignment(alignment)))
         aligned = self.table.take(positions)
         self.aligned_rows_ = len(aligned)
         self.aligned_ids_ = list(aligned.ids)

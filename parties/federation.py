@@ -231,6 +231,23 @@ class Federation:
             raise ValueError(f"no feature holder named {', '.join(sorted(unknown))}")
         return [self._with_data(a, data.get(a.name)) for a in self.feature_holders]
 
+    def contributions(self, method: str = "leave-one-out", *, on_coalition=None):
+        """Each party's contribution to the validation loss (see :mod:`parties.contribution`).
+
+        Parameters
+        ----------
+        method : {"leave-one-out", "shapley"}
+        on_coalition : callable, optional
+            ``on_coalition(players, federation)`` after each federated coalition run.
+
+        Returns
+        -------
+        parties.contribution.ContributionReport
+        """
+        from parties.contribution import measure_contributions
+
+        return measure_contributions(self, method=method, on_coalition=on_coalition)
+
     @staticmethod
     def _with_data(party, frame: pd.DataFrame | None):
         """The party itself, or a copy with the same model over new rows."""

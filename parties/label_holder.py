@@ -121,15 +121,17 @@ class LabelHolder(DataParty):
         assert engine is not None
         n = public_key.n
 
-        positions = align_as_label_holder(self.table.ids, endpoint, feature_holders,
-                                          get_alignment(alignment))
+        positions = self._aligned_positions(lambda: align_as_label_holder(
+            self.table.ids, endpoint, feature_holders, get_alignment(alignment)))
         aligned = self.table.take(positions)
         self.aligned_rows_ = len(aligned)
         self.aligned_ids_ = list(aligned.ids)
         y = training_labels(aligned.label, config, party=self.name, source=aligned.source,
                             column=self.label_column)
-        plan = TrainingPlan(config, len(aligned), tuple(feature_holders),
-                            int(self._rng.integers(0, 2**63 - 1)))
+        split_seed = int(self._rng.integers(0, 2**63 - 1))
+        if self.reuse_alignment and self.split_seed_ is not None:
+            split_seed = self.split_seed_  # the same validation rows as the last run
+        plan = TrainingPlan(config, len(aligned), tuple(feature_holders), split_seed)
         self.split_seed_ = plan.split_seed
         for name in (*feature_holders, coordinator):
             endpoint.send(name, plan)

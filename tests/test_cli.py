@@ -195,3 +195,41 @@ def test_help_documents_every_simulate_option(capsys):
         assert flag in text, flag
     assert "(default: adam)" not in text and "(default: sgd)" in text
     assert "(default: 20)" in text
+
+
+def test_contribution_and_signed_audit_log(csvs, tmp_path, capsys):
+    a_path, b_path = csvs
+    keys, log = tmp_path / "keys", tmp_path / "audit.jsonl"
+    for party in ("A1", "B", "C"):
+        assert main(["audit", "keygen", "--party", party, "--out", str(keys)]) == 0
+    for run in ("one", "two"):
+        assert simulate(a_path, b_path, tmp_path / run, "--validation-fraction", "0.25",
+                        "--contribution", "--audit-log", str(log),
+                        "--audit-keys", str(keys)) == 0
+    report = json.loads((tmp_path / "one" / "report.json").read_text())
+    contribution = report["contribution"]
+    assert contribution["method"] == "leave-one-out"
+    assert set(contribution["contributions"]) == {"A1", "B"}
+    assert contribution["contributions"]["B"] > 0
+    capsys.readouterr()
+    assert main(["audit", "verify", str(log)]) == 0
+    assert "2 records" in capsys.readouterr().out
+    lines = log.read_text().splitlines()
+    first = json.loads(lines[0])
+    assert first["session"] == report["session"]
+    assert first["contributions"] == pytest.approx(contribution["contributions"])
+    # Any edit is caught.
+    tampered = json.loads(lines[1])
+    tampered["metrics"]["r2"] = 0.99
+    log.write_text(lines[0] + "\n" + json.dumps(tampered) + "\n")
+    assert main(["audit", "verify", str(log)]) == 2
+
+
+def test_audit_log_needs_every_partys_key(csvs, tmp_path, capsys):
+    a_path, b_path = csvs
+    keys = tmp_path / "keys"
+    assert main(["audit", "keygen", "--party", "B", "--out", str(keys)]) == 0
+    assert simulate(a_path, b_path, tmp_path / "x", "--audit-log", str(tmp_path / "log"),
+                    "--audit-keys", str(keys)) == 2
+    assert "vfl audit keygen --party" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

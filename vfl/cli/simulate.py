@@ -37,6 +37,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of B's and A's secret initial weights and of the batch order "
                              "(default: fresh randomness)")
+    parser.add_argument("--contribution", nargs="?", const="leave-one-out", default=None,
+                        choices=["leave-one-out", "shapley"],
+                        help="also measure each party's contribution (validation-loss drop, "
+                             "by federated training of coalitions; needs "
+                             "--validation-fraction); the bare flag means leave-one-out")
+    parser.add_argument("--audit-log", metavar="LOG", default=None,
+                        help="append a record of this run, signed by every party, to this "
+                             "hash-chained log (see 'vfl audit')")
+    parser.add_argument("--audit-keys", metavar="DIR", default=None,
+                        help="folder with every party's signing key NAME.key ('vfl audit "
+                             "keygen'); required with --audit-log")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     parser.set_defaults(run=run)
 
@@ -46,9 +57,17 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from parties import Coordinator, FeatureHolder, Federation, LabelHolder
+    from parties.audit import load_party_keys, record_run
+    from vfl.errors import ConfigError
     from vfl.metrics import model_metrics
 
     config = config_from_args(args)
+    if args.contribution and config.validation_fraction <= 0:
+        raise ConfigError("--contribution measures the validation-loss drop: add "
+                          "--validation-fraction (e.g. 0.2)")
+    if bool(args.audit_log) != bool(args.audit_keys):
+        raise ConfigError("--audit-log and --audit-keys go together: the log records runs "
+                          "signed with every party's key")
     names = feature_holder_names(len(args.party_a))
     seed = args.seed
     holders = [FeatureHolder.from_csv(path, id_column=args.id_column, name=name,
@@ -65,8 +84,14 @@ def run(args: argparse.Namespace) -> int:
         + f"; {args.key_bits}-bit key, {args.backend} engine, {args.alignment} alignment")
     federation = Federation(coordinator, label_holder, holders, config=config,
                             alignment=args.alignment, progress=not args.quiet)
+    keys = (load_party_keys(args.audit_keys, [coordinator.name, label_holder.name,
+                                              *names]) if args.audit_keys else None)
     federation.fit()
     say(f"aligned rows: {federation.aligned_rows_}")
+    contribution = None
+    if args.contribution:
+        say(f"measuring contributions ({args.contribution}) ...")
+        contribution = federation.contributions(args.contribution)
 
     predictions = federation.predict()
     truth = pd.Series(label_holder.table.label, index=label_holder.table.ids)
@@ -98,9 +123,17 @@ def run(args: argparse.Namespace) -> int:
                    "alignment": args.alignment},
         "session": federation.session_,
     }
+    if contribution is not None:
+        report["contribution"] = contribution.to_dict()
     files = {"report.json": dumps(report),
              **{f"model_{p.name}.json": p.model_.to_json() for p in (label_holder, *holders)}}
     write_outputs(args.out, files, [args.party_b, *args.party_a])
+    if keys is not None:
+        record = record_run(federation, args.audit_log, keys, metrics=metrics,
+                            config=report["config"],
+                            contributions=contribution.contributions if contribution else None)
+        say(f"audit record {record.index} appended to {args.audit_log} "
+            f"(hash {record.hash[:16]}...)")
     say("metrics on the training rows: " + ", ".join(f"{k} {v:.6g}" for k, v in metrics.items()))
     if "validation_metrics" in report:
         say("metrics on the validation rows: " + ", ".join(

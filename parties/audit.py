@@ -1,0 +1,85 @@
+"""Append a signed record of an in-process training run to the audit log.
+
+Each party computes its own dataset fingerprint (over its aligned rows, in
+training order) and model-part hash, checks them in the draft and signs with
+its own Ed25519 key; the coordinator signs the record as a whole. In a
+notebook or ``vfl simulate`` one process plays every party, so this module
+does what the three organisations would each do for themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from vfl.audit import (
+    AuditLog,
+    AuditRecord,
+    load_signing_key,
+    model_part_hash,
+    public_key_hex,
+    sign_record,
+    table_fingerprint,
+)
+from vfl.errors import AuditKeyError
+
+from parties.federation import Federation
+
+__all__ = ["load_party_keys", "record_run"]
+
+
+def load_party_keys(folder: str | os.PathLike[str], names: list[str]
+                    ) -> dict[str, Ed25519PrivateKey]:
+    """Every party's signing key from ``folder/NAME.key`` (made by ``vfl audit keygen``)."""
+    keys = {}
+    for name in names:
+        path = os.path.join(os.fspath(folder), f"{name}.key")
+        if not os.path.exists(path):
+            raise AuditKeyError(f"no signing key {path}; create it with 'vfl audit keygen "
+                                f"--party {name} --out {os.fspath(folder)}'", party=name)
+        keys[name] = load_signing_key(path)
+    return keys
+
+
+def record_run(federation: Federation, log_path: str | os.PathLike[str],
+               keys: Mapping[str, Ed25519PrivateKey], *, metrics: Mapping[str, float],
+               config: Mapping[str, object],
+               contributions: Mapping[str, float] | None = None) -> AuditRecord:
+    """Draft, have every party sign, and append the record of the last fit.
+
+    Parameters
+    ----------
+    federation : Federation
+        Fitted.
+    log_path : path-like
+        The JSON Lines log (created on first use; the first record pins the
+        public keys of `keys`).
+    keys : mapping of party name to Ed25519 private key
+        One per party, coordinator included.
+    metrics, config, contributions
+        What the record states about the run.
+    """
+    data_parties = [*federation.feature_holders, federation.label_holder]
+    fingerprints, hashes = {}, {}
+    for party in data_parties:
+        if party.model_ is None or party._alignment_cache is None:
+            raise ValueError(f"party {party.name} has not been trained: fit first")
+        fingerprints[party.name] = table_fingerprint(party.table.take(party._alignment_cache))
+        hashes[party.name] = model_part_hash(party.model_)
+    names = [federation.coordinator.name, *(p.name for p in data_parties)]
+    missing = [n for n in names if n not in keys]
+    if missing:
+        raise AuditKeyError(f"no signing key for {', '.join(missing)}")
+    log = AuditLog(log_path)
+    first = not os.path.exists(log_path) or os.path.getsize(log_path) == 0
+    draft = log.draft(session=federation.session_, fingerprints=fingerprints, config=config,
+                      metrics=metrics, model_hashes=hashes, contributions=contributions,
+                      keys={n: public_key_hex(keys[n]) for n in names} if first else None)
+    signatures = [sign_record(draft, keys[p.name], party=p.name,
+                              fingerprint=fingerprints[p.name], model_hash=hashes[p.name])
+                  for p in data_parties]
+    signatures.append(sign_record(draft, keys[federation.coordinator.name],
+                                  party=federation.coordinator.name))
+    return log.append(draft, signatures)

@@ -36,23 +36,33 @@ BREAST = TrainingConfig(model="logistic", epochs=30, learning_rate=0.15, batch_s
                         optimizer="adam", penalty="l2", alpha=0.01, early_stopping="none")
 
 
+def _fit_pair(data: Path, dataset: str, id_column: str, label: str, config: TrainingConfig,
+              key_bits: int, insecure: bool, seed: int
+              ) -> tuple[Federation, np.ndarray, np.ndarray]:
+    """Train guest (B) and host (A1) of a FATE dataset; return (federation, X, y).
+
+    X and y are the joined rows in the alignment order, built centrally for
+    the baselines: possible only because this script holds both files.
+    """
+    a = FeatureHolder.from_csv(data / f"{dataset}_hetero_host.csv", id_column=id_column,
+                               label_column=label, seed=seed + 1)
+    b = LabelHolder.from_csv(data / f"{dataset}_hetero_guest.csv", id_column=id_column,
+                             label_column=label, seed=seed + 2)
+    fed = Federation(Coordinator(key_bits=key_bits, insecure_key=insecure), b, a,
+                     config=config).fit()
+    ids = b.aligned_ids_
+    x = np.column_stack([a.table.take([a.table.ids.index(i) for i in ids]).features,
+                         b.table.take([b.table.ids.index(i) for i in ids]).features])
+    return fed, x, b.table.take([b.table.ids.index(i) for i in ids]).label
+
+
 def train_motor(data: Path, config: TrainingConfig, key_bits: int, insecure: bool,
                 seed: int = 0) -> tuple[float, float, Federation]:
     """Federated R² on all 800 rows and the closed-form R² on the same rows."""
-    a = FeatureHolder.from_csv(data / "motor_hetero_host.csv", id_column="idx",
-                               label_column="motor_speed", seed=seed + 1)
-    b = LabelHolder.from_csv(data / "motor_hetero_guest.csv", id_column="idx",
-                             label_column="motor_speed", seed=seed + 2)
-    fed = Federation(Coordinator(key_bits=key_bits, insecure_key=insecure), b, a,
-                     config=config).fit()
-    pred = fed.predict()
-    y = b.table.take([b.table.ids.index(i) for i in pred.index]).label
-    ids = list(pred.index)
-    xa = a.table.take([a.table.ids.index(i) for i in ids]).features
-    xb = b.table.take([b.table.ids.index(i) for i in ids]).features
-    x = np.column_stack([xa, xb])
+    fed, x, y = _fit_pair(data, "motor", "idx", "motor_speed", config, key_bits, insecure,
+                          seed)
     best = regression_metrics(y, closed_form(x, y).predict(x))["r2"]
-    return regression_metrics(y, pred.to_numpy())["r2"], best, fed
+    return fed.evaluate()["r2"], best, fed
 
 
 def train_motor_two_hosts(data: Path, config: TrainingConfig, key_bits: int, insecure: bool,
@@ -73,20 +83,10 @@ def train_breast(data: Path, config: TrainingConfig, key_bits: int, insecure: bo
     """Federated logistic regression and scikit-learn's on the joined breast data."""
     from sklearn.linear_model import LogisticRegression
 
-    a = FeatureHolder.from_csv(data / "breast_hetero_host.csv", id_column="id",
-                               label_column="y", seed=seed + 1)
-    b = LabelHolder.from_csv(data / "breast_hetero_guest.csv", id_column="id",
-                             label_column="y", seed=seed + 2)
-    fed = Federation(Coordinator(key_bits=key_bits, insecure_key=insecure), b, a,
-                     config=config).fit()
-    ours = fed.evaluate()
-    ids = b.aligned_ids_
-    x = np.column_stack([a.table.take([a.table.ids.index(i) for i in ids]).features,
-                         b.table.take([b.table.ids.index(i) for i in ids]).features])
-    y = b.table.take([b.table.ids.index(i) for i in ids]).label
+    fed, x, y = _fit_pair(data, "breast", "id", "y", config, key_bits, insecure, seed)
     central = LogisticRegression(max_iter=1000).fit(x, y)
     sklearn = classification_metrics(y, central.predict_proba(x)[:, 1])
-    return ours, sklearn, fed
+    return fed.evaluate(), sklearn, fed
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import phe
 
+from vfl.checkpoint import CheckpointStore
 from vfl.crypto import FixedPointCodec, PaillierEngine, get_backend, unmask
 from vfl.data import PartyTable, Standardizer, read_party_csv
 from vfl.errors import BatchTooSmallError, ConfigMismatchError
@@ -25,6 +26,8 @@ from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import (
     DecryptedMaskedGradient,
     PublicKeyMessage,
+    ResumeDecision,
+    ResumeState,
     TrainingPlan,
     ciphertext_fields,
 )
@@ -65,6 +68,17 @@ class Party:
             self._engine.validate(vector, sender=sender, what=f"{expected.__name__}.{field}",
                                   party=self.name)
         return message
+
+    def _resume_as_follower(self, endpoint: Endpoint, checkpoints: CheckpointStore | None,
+                            label_holder: str, identity: dict) -> dict | None:
+        """Tell B which epochs this party can resume from; return the state B picks.
+
+        Without checkpoints nothing is exchanged (the in-process default).
+        """
+        if checkpoints is None:
+            return None
+        endpoint.send(label_holder, ResumeState(tuple(checkpoints.scan(identity))))
+        return checkpoints.load(endpoint.receive(label_holder, ResumeDecision).epoch)
 
     def _close_engine(self) -> None:
         if self._engine is not None:
@@ -159,6 +173,14 @@ class DataParty(Party):
         engine_class, _ = get_backend(message.backend)
         self._engine = engine_class(public_key, message.params)
         return public_key, FixedPointCodec(message.frac_bits, message.value_bits)
+
+    def _identity(self, config: TrainingConfig, aligned: PartyTable, **peers: object) -> dict:
+        """What a checkpoint of this party must match to be resumed (see vfl.checkpoint)."""
+        from vfl.audit.fingerprint import table_fingerprint
+
+        return {"role": self.role, "config": config.to_dict(), **peers,
+                "data_fingerprint": table_fingerprint(self.table),
+                "aligned_fingerprint": table_fingerprint(aligned)}
 
     def _check_plan(self, plan: TrainingPlan, config: TrainingConfig, sender: str) -> None:
         if plan.config != config:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vfl.checkpoint import CheckpointStore
 from vfl.crypto import (
     DEFAULT_BACKEND,
     DEFAULT_KEY_BITS,
@@ -16,7 +17,7 @@ from vfl.crypto import (
     get_backend,
 )
 from vfl.crypto.shares import combine_shares
-from vfl.errors import ConfigMismatchError
+from vfl.errors import CheckpointError, ConfigMismatchError
 from vfl.model import sigmoid
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import (
@@ -80,8 +81,14 @@ class Coordinator(Party):
         self.predictions_: np.ndarray | None = None
 
     def run_training(self, endpoint: Endpoint, config: TrainingConfig, *,
-                     label_holder: str = "B", feature_holders: Sequence[str] = ("A1",)) -> None:
-        """Serve one training run: key, decryptions, convergence decisions."""
+                     label_holder: str = "B", feature_holders: Sequence[str] = ("A1",),
+                     checkpoints: CheckpointStore | None = None) -> None:
+        """Serve one training run: key, decryptions, convergence decisions.
+
+        With `checkpoints`, C saves its stopping rule and losses after every
+        epoch and resumes with the others; it makes a fresh key either way
+        (no ciphertext outlives its epoch).
+        """
         if self.reuse_key and self.public_key_ is not None:
             public_key, private_key = self.public_key_, self._private_key
         else:
@@ -93,7 +100,8 @@ class Coordinator(Party):
         self._engine = engine_class(public_key, engine_class.public_params_for(private_key))
         decryptor = decryptor_class(private_key)
         try:
-            self._serve(endpoint, config, label_holder, list(feature_holders), decryptor)
+            self._serve(endpoint, config, label_holder, list(feature_holders), decryptor,
+                        checkpoints)
         finally:
             decryptor.close()
             self._close_engine()
@@ -119,13 +127,17 @@ class Coordinator(Party):
         return self.predictions_
 
     def _serve(self, endpoint: Endpoint, config: TrainingConfig, label_holder: str,
-               feature_holders: list[str], decryptor) -> None:
+               feature_holders: list[str], decryptor,
+               checkpoints: CheckpointStore | None = None) -> None:
         assert self._engine is not None
         n = self._engine.n
         key_message = PublicKeyMessage(n, self.backend, dict(self._engine.public_params),
                                        self.codec.frac_bits, self.codec.value_bits)
         for name in (label_holder, *feature_holders):
             endpoint.send(name, key_message)
+        resumed = self._resume_as_follower(endpoint, checkpoints, label_holder, {
+            "role": self.role, "config": config.to_dict(), "label_holder": label_holder,
+            "feature_holders": feature_holders})
 
         plan = endpoint.receive(label_holder, TrainingPlan)
         if plan.config != config:
@@ -146,6 +158,28 @@ class Coordinator(Party):
         constant = math.log(2.0) - 0.5 if config.model == "logistic" else 0.0
         rule = StoppingRule(config)
         self.losses_, self.validation_losses_ = [], []
+        done, stopped = 0, False
+        if resumed is not None:
+            if (resumed["n_rows"], resumed["split_seed"]) != (plan.n_rows, plan.split_seed):
+                raise CheckpointError(
+                    f"{label_holder} trains on {plan.n_rows} rows (split seed "
+                    f"{plan.split_seed}), the checkpoint of epoch {resumed['epoch']} on "
+                    f"{resumed['n_rows']} (split seed {resumed['split_seed']}); the "
+                    "parties' data changed since", party=self.name)
+            done, stopped = resumed["epoch"], resumed["stop"]
+            self.losses_ = resumed["losses"]
+            self.validation_losses_ = resumed["validation_losses"]
+            _restore_rule(rule, resumed["rule"])
+
+        def save(epoch: int, stop: bool) -> None:
+            if checkpoints is not None:
+                checkpoints.save(epoch, {
+                    "epoch": epoch, "stop": stop, "n_rows": plan.n_rows,
+                    "split_seed": plan.split_seed, "rule": _rule_state(rule),
+                    "losses": self.losses_, "validation_losses": self.validation_losses_})
+
+        if resumed is None:
+            save(0, False)
 
         def decrypt_loss(ciphertexts, rows: int) -> float:
             """Mean loss over `rows` rows from [[S]]."""
@@ -156,7 +190,8 @@ class Coordinator(Party):
                 scale_power=2)[0]
             return s_value / (2 * rows * k) + constant
 
-        for epoch in range(1, config.epochs + 1):
+        last = done if stopped else config.epochs
+        for epoch in range(done + 1, last + 1):
             weighted, rows = 0.0, 0
             for number in range(1, batches + 1):
                 at = {"epoch": epoch, "batch": number}
@@ -184,5 +219,20 @@ class Coordinator(Party):
                           epoch=epoch)
             for name in feature_holders:
                 endpoint.send(name, EpochEnd(stop, None, None, best), epoch=epoch)
+            save(epoch, stop)
             if stop:
                 break
+
+
+# StoppingRule (vfl.training) keeps its state in private attributes and has no
+# state()/restore() of its own yet; these two read and set exactly them.
+def _rule_state(rule: StoppingRule) -> dict:
+    return {key: value for key, value in vars(rule).items() if key != "config"}
+
+
+def _restore_rule(rule: StoppingRule, state: dict) -> None:
+    for key, value in state.items():
+        if not hasattr(rule, key) or key == "config":
+            raise CheckpointError(f"the checkpoint's stopping rule has an unknown field "
+                                  f"{key!r}", party=None)
+        setattr(rule, key, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vfl.checkpoint import CheckpointStore
 from vfl.crypto import draw_masks, expand_masks
 from vfl.crypto.shares import share_scores
 from vfl.model import ModelPart
@@ -75,7 +76,8 @@ class FeatureHolder(DataParty):
 
     def run_training(self, endpoint: Endpoint, config: TrainingConfig, *,
                      label_holder: str = "B", coordinator: str = "C",
-                     alignment: str = DEFAULT_ALIGNMENT) -> None:
+                     alignment: str = DEFAULT_ALIGNMENT,
+                     checkpoints: CheckpointStore | None = None) -> None:
         """Take part in alignment and training; afterwards ``model_`` is set.
 
         Parameters
@@ -88,14 +90,17 @@ class FeatureHolder(DataParty):
             Peer names.
         alignment : str
             Alignment method name, the same as the label holder's.
+        checkpoints : CheckpointStore, optional
+            Save this party's state after every epoch there and resume from
+            it with the others (every party must keep checkpoints, or none).
         """
         try:
-            self._train(endpoint, config, label_holder, coordinator, alignment)
+            self._train(endpoint, config, label_holder, coordinator, alignment, checkpoints)
         finally:
             self._close_engine()
 
     def _train(self, endpoint: Endpoint, config: TrainingConfig, label_holder: str,
-               coordinator: str, alignment: str) -> None:
+               coordinator: str, alignment: str, checkpoints: CheckpointStore | None) -> None:
         public_key, codec = self._receive_public_key(endpoint, coordinator)
         engine = self._engine
         assert engine is not None
@@ -106,6 +111,10 @@ class FeatureHolder(DataParty):
         aligned = self.table.take(positions)
         self.aligned_rows_ = len(aligned)
         self.aligned_ids_ = list(aligned.ids)
+        resumed = self._resume_as_follower(
+            endpoint, checkpoints, label_holder, self._identity(
+                config, aligned, label_holder=label_holder, coordinator=coordinator,
+                alignment=alignment) if checkpoints else {})
 
         plan = endpoint.receive(label_holder, TrainingPlan)
         self._check_plan(plan, config, label_holder)
@@ -122,6 +131,21 @@ class FeatureHolder(DataParty):
         self.initial_weights_ = theta.copy()
         optimizer = Optimizer(config, np.ones(d, dtype=bool))
         best = theta.copy()
+        done, stopped = 0, False
+        if resumed is not None:
+            done, stopped = resumed["epoch"], resumed["stop"]
+            theta, best = np.array(resumed["theta"]), np.array(resumed["best"])
+            self.initial_weights_ = np.array(resumed["initial_weights"])
+            optimizer.restore(resumed["optimizer"])
+
+        def save(epoch: int, stop: bool) -> None:
+            if checkpoints is not None:
+                checkpoints.save(epoch, {"epoch": epoch, "stop": stop, "theta": theta,
+                                         "best": best, "optimizer": optimizer.state(),
+                                         "initial_weights": self.initial_weights_})
+
+        if resumed is None:
+            save(0, False)
 
         def send_scores(rows: np.ndarray, message: type, *, penalty: bool, **at: int):
             u_encoded = codec.encode(x[rows] @ theta, what="partial scores", party=self.name)
@@ -139,7 +163,8 @@ class FeatureHolder(DataParty):
             endpoint.send(label_holder, CrossTerm(engine.rerandomize(
                 engine.dot(request.values, [2 * v for v in u_encoded]))), **at)
 
-        for epoch in range(1, config.epochs + 1):
+        last = done if stopped else config.epochs
+        for epoch in range(done + 1, last + 1):
             start = endpoint.receive(label_holder, EpochStart, epoch=epoch)
             lr = learning_rate_at(config, epoch)
             before = theta.copy()
@@ -177,6 +202,7 @@ class FeatureHolder(DataParty):
             end = endpoint.receive(coordinator, EpochEnd, epoch=epoch)
             if end.best:
                 best = theta.copy()
+            save(epoch, end.stop)
             if end.stop:
                 break
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from vfl.checkpoint import CheckpointStore, agree_resume_epoch
 from vfl.crypto import EncryptedVector, draw_masks, expand_masks
 from vfl.crypto.shares import share_scores
 from vfl.errors import ConfigMismatchError
@@ -31,6 +32,8 @@ from vfl.protocol.messages import (
     MaskedPartialScores,
     PartialScores,
     PredictionMaskSeed,
+    ResumeDecision,
+    ResumeState,
     TrainingPlan,
 )
 from vfl.psi import DEFAULT_ALIGNMENT, get_alignment
@@ -104,15 +107,22 @@ class LabelHolder(DataParty):
 
     def run_training(self, endpoint: Endpoint, config: TrainingConfig, *,
                      feature_holders: Sequence[str] = ("A1",), coordinator: str = "C",
-                     alignment: str = DEFAULT_ALIGNMENT) -> None:
-        """Take part in alignment and training; afterwards ``model_`` is set."""
+                     alignment: str = DEFAULT_ALIGNMENT,
+                     checkpoints: CheckpointStore | None = None) -> None:
+        """Take part in alignment and training; afterwards ``model_`` is set.
+
+        With `checkpoints`, B saves its state after every epoch and, at the
+        start, picks the epoch every party resumes after (every party must
+        keep checkpoints, or none).
+        """
         try:
-            self._train(endpoint, config, list(feature_holders), coordinator, alignment)
+            self._train(endpoint, config, list(feature_holders), coordinator, alignment,
+                        checkpoints)
         finally:
             self._close_engine()
 
     def _train(self, endpoint: Endpoint, config: TrainingConfig, feature_holders: list[str],
-               coordinator: str, alignment: str) -> None:
+               coordinator: str, alignment: str, checkpoints: CheckpointStore | None) -> None:
         if not feature_holders or len(set(feature_holders)) != len(feature_holders):
             raise ValueError(f"party {self.name}: feature holders must be distinct names, "
                              f"got {feature_holders}")
@@ -128,7 +138,12 @@ class LabelHolder(DataParty):
         self.aligned_ids_ = list(aligned.ids)
         y = training_labels(aligned.label, config, party=self.name, source=aligned.source,
                             column=self.label_column)
+        resumed = self._agree_resume(endpoint, checkpoints, self._identity(
+            config, aligned, feature_holders=feature_holders, coordinator=coordinator,
+            alignment=alignment) if checkpoints else {}, feature_holders, coordinator)
         split_seed = int(self._rng.integers(0, 2**63 - 1))
+        if resumed is not None:
+            split_seed = resumed["split_seed"]
         if self.reuse_alignment and self.split_seed_ is not None:
             split_seed = self.split_seed_  # the same validation rows as the last run
         plan = TrainingPlan(config, len(aligned), tuple(feature_holders), split_seed)
@@ -147,6 +162,30 @@ class LabelHolder(DataParty):
         self.history_, self.batch_seeds_ = [], []
         optimizer = Optimizer(config, np.r_[np.ones(d, dtype=bool), False])
         best = (theta.copy(), bias)
+        done, stopped = 0, False
+        if resumed is not None:
+            done, stopped = resumed["epoch"], resumed["stop"]
+            theta, bias = np.array(resumed["theta"]), resumed["bias"]
+            best = (np.array(resumed["best_theta"]), resumed["best_bias"])
+            self.initial_weights_ = np.array(resumed["initial_weights"])
+            self.initial_intercept_ = resumed["initial_intercept"]
+            self.history_, self.batch_seeds_ = resumed["history"], resumed["batch_seeds"]
+            optimizer.restore(resumed["optimizer"])
+            # The generator as it was after that epoch: later batch seeds match.
+            self._rng.bit_generator.state = resumed["rng"]
+
+        def save(epoch: int, stop: bool) -> None:
+            if checkpoints is not None:
+                checkpoints.save(epoch, {
+                    "epoch": epoch, "stop": stop, "theta": theta, "bias": bias,
+                    "best_theta": best[0], "best_bias": best[1],
+                    "optimizer": optimizer.state(), "rng": self._rng.bit_generator.state,
+                    "history": self.history_, "batch_seeds": self.batch_seeds_,
+                    "split_seed": plan.split_seed, "initial_weights": self.initial_weights_,
+                    "initial_intercept": self.initial_intercept_})
+
+        if resumed is None:
+            save(0, False)
 
         def encrypted_loss(rows: np.ndarray, message: type, *, penalty: bool, **at: int):
             """Collect every [[u_Ak]]; form [[k d]] and the loss without its cross terms.
@@ -188,7 +227,8 @@ class LabelHolder(DataParty):
                 loss = engine.add(loss, term.value)
             return engine.rerandomize(loss)
 
-        for epoch in range(1, config.epochs + 1):
+        last = done if stopped else config.epochs
+        for epoch in range(done + 1, last + 1):
             seed = int(self._rng.integers(0, 2**63 - 1))
             self.batch_seeds_.append(seed)
             for a in feature_holders:
@@ -250,6 +290,7 @@ class LabelHolder(DataParty):
                 self.progress.epoch(epoch, end.loss)
             if self.on_epoch:
                 self.on_epoch(epoch, end.loss)
+            save(epoch, end.stop)
             if end.stop:
                 break
 
@@ -260,6 +301,24 @@ class LabelHolder(DataParty):
         self.model_ = ModelPart(self.name, self.role, list(self.table.feature_names),
                                 raw.tolist(), bias + own_offset + offsets, endpoint.session,
                                 config.model)
+
+    def _agree_resume(self, endpoint: Endpoint, checkpoints: CheckpointStore | None,
+                      identity: dict, feature_holders: list[str], coordinator: str
+                      ) -> dict | None:
+        """Collect every party's checkpointed epochs, pick the common one, announce it.
+
+        Returns B's own state after that epoch (None: a fresh start, or no
+        checkpoints at all, in which case nothing is exchanged).
+        """
+        if checkpoints is None:
+            return None
+        holdings = {self.name: checkpoints.scan(identity)}
+        for name in (*feature_holders, coordinator):
+            holdings[name] = list(endpoint.receive(name, ResumeState).epochs)
+        epoch = agree_resume_epoch(holdings, party=self.name)
+        for name in (*feature_holders, coordinator):
+            endpoint.send(name, ResumeDecision(epoch))
+        return checkpoints.load(epoch)
 
     def predict_rows(self, endpoint: Endpoint, *, feature_holders: Sequence[str] = ("A1",),
                      coordinator: str = "C", deliver_to: str = "B",

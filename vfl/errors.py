@@ -17,8 +17,10 @@ __all__ = [
     "BatchTooSmallError",
     "BrokenChainError",
     "CertificateFileError",
+    "CheckpointError",
     "ChannelTimeoutError",
     "ConfigError",
+    "ConfigFileError",
     "ConfigMismatchError",
     "DuplicateIDError",
     "EmptyIntersectionError",
@@ -238,3 +240,14 @@ class PeerAuthenticationError(ProtocolError, PermissionError):
 
 class CertificateFileError(VFLError, ValueError):
     """A certificate or key file is missing, unreadable or names another party."""
+
+
+# --- running one party: configuration files and checkpoints -------------------
+
+
+class ConfigFileError(ConfigError):
+    """A party's configuration file is missing, not TOML, or holds an unknown or bad key."""
+
+
+class CheckpointError(VFLError, ValueError):
+    """A checkpoint is unreadable, damaged, or belongs to another run, configuration or data."""

@@ -35,6 +35,8 @@ __all__ = [
     "PartialScores",
     "PredictionMaskSeed",
     "PublicKeyMessage",
+    "ResumeDecision",
+    "ResumeState",
     "TrainingPlan",
     "ciphertext_fields",
 ]
@@ -276,3 +278,28 @@ def ciphertext_fields(message: object) -> list[tuple[str, EncryptedVector]]:
     """The (name, vector) pairs of every ciphertext field in a message."""
     return [(f.name, getattr(message, f.name)) for f in fields(message)  # type: ignore[arg-type]
             if isinstance(getattr(message, f.name), EncryptedVector)]
+
+
+# --- resuming from checkpoints (only when every party keeps checkpoints) ----------
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """A or C -> B: the epochs this party holds a usable checkpoint of.
+
+    At most the last two (parties may stop one epoch apart); epoch 0 is the
+    state right before the first epoch. Empty: no checkpoint, a fresh start.
+    """
+
+    epochs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ResumeDecision:
+    """B -> A, C: the epoch every party resumes after (None: start afresh).
+
+    B picks the latest epoch every party holds a checkpoint of, its own
+    included (:func:`vfl.checkpoint.agree_resume_epoch`).
+    """
+
+    epoch: int | None

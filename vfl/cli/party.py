@@ -1,0 +1,221 @@
+"""``vfl party --config party.toml``: run one party (A, B or C) on this machine.
+
+The party listens on its own address, talks to its peers over gRPC with
+mutual TLS, saves a checkpoint after every epoch and, restarted after a
+crash with the same configuration, resumes with the others from the last
+epoch every party completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+import warnings
+
+__all__ = ["register", "run", "run_party"]
+
+_EPILOG = """\
+The configuration file (TOML; relative paths are relative to it):
+
+  role = "feature_holder"        # coordinator | label_holder | feature_holder
+  name = "A1"                    # the name on this party's certificate
+  run_id = "study-7"             # the same at every party; names the run
+  listen = "0.0.0.0:50051"       # host:port this party listens on
+  output = "out"                 # result: model_NAME.json (C: losses_NAME.json)
+  checkpoints = "out/checkpoints"  # default: OUTPUT/checkpoints
+  timeout = 1800                 # seconds to wait for a peer's next message
+  connect_timeout = 60           # seconds to retry a peer that cannot be reached
+  insecure = false               # true: no TLS at all (a trusted test machine only)
+  seed = 1                       # data parties, optional: secret initial weights
+
+  [peers]                        # every party this one talks to
+  B = "lab.example.org:50052"
+  C = "operator.example.org:50053"
+
+  [tls]                          # from 'vfl certs'; or ca = / cert = / key = paths
+  dir = "certs"
+
+  [data]                         # data parties only
+  file = "A1.csv"
+  id_column = "patient_id"
+  label_column = "progression"   # B: the label; A: its name, refused in A's file
+  features = ["age", "bmi"]      # optional; default every other column
+
+  [federation]                   # identical at every party
+  label_holder = "B"
+  coordinator = "C"
+  feature_holders = ["A1"]       # in this order everywhere
+  alignment = "ecdh"
+
+  [training]                     # TrainingConfig fields, identical at every party
+  epochs = 10
+  learning_rate = 0.1
+  batch_size = 64                # or "full"
+
+  [keys]                         # coordinator only
+  bits = 2048
+  insecure = false               # allow keys below 2048 bits (tests only)
+  backend = "fast"
+
+Start the three parties in any order; each waits for the others (up to
+connect_timeout). If a party dies, the others stop within `timeout` with an
+error naming it; start all of them again with the same files and training
+resumes. Examples: examples/three-parties. Details: docs/network.md.
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "party", help="run one party (A, B or C) of a federation over the network",
+        description="Run one role of the federation on this machine: listen on the "
+                    "configured address, connect to the peers over gRPC with mutual TLS, "
+                    "align, train, checkpoint every epoch (resuming after a crash) and "
+                    "write this party's result.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, metavar="TOML",
+                        help="this party's configuration file")
+    parser.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vfl.party_config import load_party_config
+
+    config = load_party_config(args.config)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"vfl party {config.name}: %(message)s"))
+    root = logging.getLogger("vfl")
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    # A SIGTERM (a supervisor stopping the party) unwinds like an error, so the
+    # peers are told at once instead of waiting for their timeout.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        run_party(config, quiet=args.quiet)
+    finally:
+        root.removeHandler(handler)
+    return 0
+
+
+def run_party(config, *, quiet: bool = False, capture=None) -> object:
+    """Run the party a :class:`~vfl.party_config.PartyConfig` describes; return it.
+
+    Parameters
+    ----------
+    config : PartyConfig
+    quiet : bool
+        Print only warnings and errors.
+    capture : callable, optional
+        The transport's capture hook (see :class:`vfl.net.GrpcEndpoint`).
+    """
+    from parties import Coordinator, FeatureHolder, LabelHolder
+    from vfl.checkpoint import CheckpointStore
+    from vfl.errors import PeerAbortedError
+    from vfl.net import GrpcEndpoint, InsecureTransportWarning, TlsFiles
+    from vfl.net.liveness import PeerWatch
+    from vfl.progress import EpochProgress
+
+    log = logging.getLogger("vfl.party")
+    say = (lambda *_: None) if quiet else log.info
+    if config.role == "coordinator":
+        party = Coordinator(key_bits=config.key_bits, insecure_key=config.insecure_key,
+                            backend=config.backend, name=config.name)
+    elif config.role == "label_holder":
+        party = LabelHolder.from_csv(config.data_file, id_column=config.id_column,
+                                     label_column=config.label_column, name=config.name,
+                                     feature_columns=config.features, seed=config.seed)
+        if not quiet:
+            party.progress = EpochProgress(config.training.epochs)
+    else:
+        party = FeatureHolder.from_csv(config.data_file, id_column=config.id_column,
+                                       name=config.name, label_column=config.label_column,
+                                       feature_columns=config.features, seed=config.seed)
+    store = CheckpointStore(config.checkpoints, party=config.name, run_id=config.run_id)
+    if config.insecure:
+        print(f"vfl party {config.name}: WARNING: insecure = true in {config.source}: "
+              "messages travel WITHOUT TLS, unencrypted and unauthenticated; use this only "
+              "on a trusted test machine", file=sys.stderr)
+    tls = None if config.insecure else TlsFiles(*config.tls)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # Printed above, once, in the command's own words.
+        warnings.simplefilter("ignore", InsecureTransportWarning)
+        endpoint = GrpcEndpoint(config.name, config.run_id, config.listen, config.peers,
+                                tls=tls, insecure=config.insecure, timeout=config.timeout,
+                                connect_timeout=config.connect_timeout, capture=capture)
+    say(f"{config.role.replace('_', ' ')} listening on {endpoint.address}, run "
+        f"{config.run_id!r}, peers " + ", ".join(f"{p} at {a}" for p, a in config.peers.items()))
+    watch = PeerWatch(endpoint)
+    traffic: list[dict] = []
+
+    def after_epoch(epoch: int, state) -> None:
+        sent = endpoint.traffic_snapshot()
+        traffic.append({"epoch": epoch, "seconds": time.perf_counter() - started,
+                        "bytes_sent": {p: t.bytes_sent for p, t in sent.items()},
+                        "messages_sent": {p: t.messages_sent for p, t in sent.items()}})
+        # Peers that have finished exit normally; from here on nothing is
+        # awaited from the coordinator, so its exit must not stop anyone.
+        if state["stop"] or epoch >= config.training.epochs:
+            watch.disarm()
+
+    store.on_state = after_epoch
+    try:
+        with watch:
+            _run_role(config, party, endpoint, store)
+    except BaseException as exc:
+        # Tell the peers that this party stops (as GrpcEndpoint's with-block
+        # does), unless a peer's process is gone: every survivor notices that
+        # by itself, and an abort notice would wait for peers that have
+        # already stopped.
+        if watch.gone is None and not isinstance(exc, PeerAbortedError):
+            endpoint.abort(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        endpoint.close()
+    elapsed = time.perf_counter() - started
+    written = _write_result(config, party, traffic)
+    say(f"done in {elapsed:.1f} s; wrote {written}")
+    return party
+
+
+def _run_role(config, party, endpoint, store) -> None:
+    if config.role == "coordinator":
+        party.run_training(endpoint, config.training, label_holder=config.label_holder,
+                           feature_holders=config.feature_holders, checkpoints=store)
+    elif config.role == "label_holder":
+        party.run_training(endpoint, config.training, feature_holders=config.feature_holders,
+                           coordinator=config.coordinator, alignment=config.alignment,
+                           checkpoints=store)
+    else:
+        party.run_training(endpoint, config.training, label_holder=config.label_holder,
+                           coordinator=config.coordinator, alignment=config.alignment,
+                           checkpoints=store)
+
+
+def _write_result(config, party, traffic: list[dict]) -> str:
+    """Write the party's result atomically into its output folder; return the file."""
+    from vfl.cli.common import dumps, write_outputs
+
+    if config.role == "coordinator":
+        # C learns the losses anyway (it decrypts them); nothing else to keep.
+        name = f"losses_{config.name}.json"
+        text = dumps({"run_id": config.run_id, "losses": party.losses_,
+                      "validation_losses": party.validation_losses_})
+        inputs = []
+    else:
+        name = f"model_{config.name}.json"
+        text = party.model_.to_json()
+        inputs = [str(config.data_file)]
+    files = {name: text}
+    if config.role == "label_holder":
+        files[f"history_{config.name}.json"] = dumps({
+            "run_id": config.run_id, "aligned_rows": party.aligned_rows_,
+            "history": party.history_})
+    # Frame bytes this party sent to each peer, cumulated at each epoch's end
+    # (since this process started): for operators and benchmarks.
+    files[f"traffic_{config.name}.json"] = dumps({"run_id": config.run_id, "epochs": traffic})
+    write_outputs(str(config.output), files, inputs)
+    return str(config.output / name)

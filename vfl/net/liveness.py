@@ -1,0 +1,106 @@
+"""Noticing at once that a peer's process has gone, instead of after the timeout.
+
+A party waiting for B's next message cannot tell a B that is computing from a
+B that was killed; it waits `timeout` seconds. Worse, a party waiting for
+A1, who itself waits for the dead B, times out on A1 and blames A1. When a
+process dies, its listening port closes and connecting to it is refused at
+once: :class:`PeerWatch` probes each peer's address with a bare TCP connect
+and, once a peer that was up refuses connections several times in a row,
+makes every pending and later receive of the party raise
+:class:`~vfl.errors.PeerAbortedError` naming that peer.
+
+Only a refused connection counts (the peer's machine is up but nothing
+listens): a slow or unreachable network still falls to the timeout, so the
+watch never stops a party that is merely waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+from vfl.net.grpc_endpoint import GrpcEndpoint
+from vfl.protocol.channel import _Abort
+
+__all__ = ["PeerWatch"]
+
+log = logging.getLogger(__name__)
+
+
+class PeerWatch:
+    """Probe the peers of a :class:`GrpcEndpoint` in a background thread.
+
+    Parameters
+    ----------
+    endpoint : GrpcEndpoint
+    interval : float
+        Seconds between two probes of a peer.
+    misses : int
+        Consecutive refused connections, after the peer was seen up, that
+        make it gone.
+
+    Use as a context manager around the party's run; :meth:`disarm` once the
+    party needs nothing more from its peers (after its last epoch: peers that
+    finished exit normally).
+    """
+
+    def __init__(self, endpoint: GrpcEndpoint, *, interval: float = 0.5,
+                 misses: int = 3) -> None:
+        self.endpoint = endpoint
+        self.interval = interval
+        self.misses = misses
+        self.gone: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"vfl-{endpoint.name}-peer-watch")
+
+    def __enter__(self) -> PeerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disarm()
+
+    def disarm(self) -> None:
+        """Stop probing (idempotent)."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        seen = {peer: False for peer in self.endpoint.peers}
+        refused = {peer: 0 for peer in self.endpoint.peers}
+        while not self._stop.wait(self.interval):
+            for peer, address in self.endpoint.peers.items():
+                up = _accepts(address, self.interval)
+                if up is None:
+                    continue  # no answer either way: leave it to the timeout
+                if up:
+                    seen[peer], refused[peer] = True, 0
+                    continue
+                refused[peer] += 1
+                if seen[peer] and refused[peer] >= self.misses and not self._stop.is_set():
+                    self._fail(peer, address)
+                    return
+
+    def _fail(self, peer: str, address: str) -> None:
+        self.gone = peer
+        reason = (f"its address {address} refuses connections, its process has stopped; "
+                  "restart it (and this party) to resume from the last checkpoint")
+        log.warning("%s stopped: %s", peer, reason)
+        notice = _Abort(peer, reason)
+        # The same notice a peer's own abort leaves: every receive raises
+        # PeerAbortedError naming `peer` (GrpcEndpoint keeps one queue per sender).
+        for q in self.endpoint._queues.values():
+            q.put(notice)
+
+
+def _accepts(address: str, timeout: float) -> bool | None:
+    """True if `address` accepts a TCP connection, False if refused, None if unknown."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except ConnectionRefusedError:
+        return False
+    except (OSError, ValueError):
+        return None

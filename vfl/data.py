@@ -32,8 +32,12 @@ _NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-n
                "nan", "null"]
 
 
-def read_party_csv(path: str | os.PathLike[str], *, party: str, id_column: str) -> pd.DataFrame:
+def read_party_csv(path: str | os.PathLike[str], *, party: str, id_column: str,
+                   as_text: bool = False) -> pd.DataFrame:
     """Read a party's CSV file, keeping the ID column as text.
+
+    With `as_text`, every column is kept as the text in the file (no number
+    parsing, no missing values), so writing rows back reproduces each cell.
 
     Raises
     ------
@@ -54,6 +58,8 @@ def read_party_csv(path: str | os.PathLike[str], *, party: str, id_column: str) 
             f"{path} has no ID column {id_column!r} (columns: {', '.join(header)}); pass the "
             "right --id-column", party=party)
     try:
+        if as_text:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
         return pd.read_csv(path, dtype={id_column: str}, keep_default_na=False,
                            na_values={c: _NA_STRINGS for c in header if c != id_column})
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:

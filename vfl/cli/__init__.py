@@ -14,7 +14,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfl`` with every sub-command."""
-    from vfl.cli import predict, simulate
+    from vfl.cli import align, audit, certs, party, predict, simulate
 
     parser = argparse.ArgumentParser(
         prog="vfl",
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "without showing each other their data.")
     parser.add_argument("--version", action="version", version=f"vfl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (simulate, predict):
+    for module in (simulate, predict, align, audit, certs, party):
         module.register(commands)
     return parser
 

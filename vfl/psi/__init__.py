@@ -19,6 +19,7 @@ __all__ = [
     "EcdhAlignment",
     "KeyedHashAlignment",
     "MalformedPointError",
+    "align_frames",
     "get_alignment",
     "normalize_id",
     "normalize_ids",
@@ -45,3 +46,7 @@ def get_alignment(name: str, **options: object) -> AlignmentMethod:
         raise ValueError(f"unknown alignment method {name!r}; available: "
                          f"{', '.join(sorted(ALIGNMENT_METHODS))}") from None
     return cls(**options)
+
+
+# Last: vfl.psi.align needs the registry above.
+from vfl.psi.align import align_frames  # noqa: E402

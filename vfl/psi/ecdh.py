@@ -91,8 +91,8 @@ from vfl.psi.base import AlignmentMethod, AlignmentResult
 from vfl.psi.progress import Progress
 from vfl.psi.x25519_ops import POINT_BYTES, PointError, blind_ids, blind_points
 
-__all__ = ["EcdhAlignment", "EcdhHello", "EcdhPoints", "EcdhTags", "MalformedPointError",
-           "SUITE", "TAG_BYTES", "intersect_tags"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "EcdhAlignment", "EcdhHello", "EcdhPoints", "EcdhTags",
+           "MalformedPointError", "SUITE", "TAG_BYTES", "intersect_tags"]
 
 #: Names the group, the hash to the group and the message layout; both sides
 #: must run the same one.
@@ -101,6 +101,9 @@ SUITE = "ecdh-x25519-curve25519_XMD:SHA-512_ELL2_NU_-v1"
 #: Bytes kept of each doubly blinded value. 128 bits: the chance that two
 #: different IDs of sets of a billion each collide is below 2^-68.
 TAG_BYTES = 16
+
+#: IDs per message and per worker task unless the caller chooses otherwise.
+DEFAULT_CHUNK_SIZE = 4096
 
 #: Largest chunk (IDs per message) a party accepts from its peer.
 MAX_CHUNK = 1 << 20
@@ -198,7 +201,8 @@ class EcdhAlignment(AlignmentMethod):
 
     name: ClassVar[str] = "ecdh"
 
-    def __init__(self, *, executor: Executor | None = None, chunk_size: int = 4096,
+    def __init__(self, *, executor: Executor | None = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE,
                  progress: bool = True, inline_below: int = 16384) -> None:
         if not 1 <= chunk_size <= MAX_CHUNK:
             raise ValueError(f"chunk_size must be between 1 and {MAX_CHUNK}, got {chunk_size}")

@@ -18,9 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="vfl",
-        description="Vertical federated learning with Paillier encryption: a feature holder "
-                    "(A), a label holder (B) and a coordinator (C) train one linear model "
-                    "without showing each other their data.")
+        description="Vertical federated learning with Paillier encryption: feature holders "
+                    "(A1..Ak), a label holder (B) and a coordinator (C) train one linear or "
+                    "logistic model without showing each other their data.")
     parser.add_argument("--version", action="version", version=f"vfl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (simulate, predict, align, audit, certs, party):

@@ -234,6 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{n:,} x {n:,}] machine during our run: busy {busy:.0f} CPU-s, idle "
               f"{idle:.0f} CPU-s; other processes used about {max(0.0, busy - cpu):.0f} "
               "CPU-s", flush=True)
+        # On a shared machine the wall-clock times above depend on what else runs;
+        # CPU seconds hardly do. Estimate: ours spread over every core, OpenMined
+        # on the one core its single thread can use.
+        cores = min(os.cpu_count() or 1, 2 * args.workers)
+        line = (f"[{n:,} x {n:,}] estimate with the machine to ourselves: ours about "
+                f"{cpu / cores:.1f} s ({cpu:.1f} CPU-s over {cores} cores)")
+        if theirs:
+            line += (f", openmined-psi about {theirs['cpu']:.1f} s (one thread): "
+                     f"{theirs['cpu'] / (cpu / cores):.1f}x")
+        print(line, flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
     return 0
 
 

@@ -13,6 +13,18 @@ The first epoch starts with empty obfuscator pools (the fast engine learns
 each party's demand there); later epochs show the steady state, where the
 pools were refilled while the parties waited for each other.
 
+Cores: the three parties share this machine's cores. The fast engine runs
+its kernels on one process pool (one worker per core) shared by all three
+parties; HEU uses its own thread pool; the ``phe`` engine is
+single-threaded, as the library ships (its epoch uses one core). Because
+A, B and C run in one process, a party's "waiting on the network" is
+another party's computing: the obfuscator pool is refilled only in the
+short gaps when no party has work on the pool, so the steady state here is
+close to the total work divided by the cores. On separate machines each
+party's idle time would go to its own pool. The load average is printed
+with the results: other processes on the cores slow the multi-process fast
+engine more than single-threaded phe.
+
 Usage::
 
     python scripts/bench_protocol.py                      # 10,000 rows, 2 epochs, all engines
@@ -22,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -39,6 +52,11 @@ from vfl.training import TrainingConfig  # noqa: E402
 
 ENGINE_OPS = ("encrypt", "rerandomize", "add", "add_plain", "mul_plain", "sum", "dot",
               "matvec_t", "validate")
+
+
+def load() -> str:
+    """The 1, 5 and 15-minute load averages, for the record."""
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 class Recorder:
@@ -100,7 +118,7 @@ def run(backend: str, rows: int, epochs: int, key_bits: int) -> dict:
         a = FeatureHolder(a_frame, id_column="id", name="A1", seed=1)
         b = LabelHolder(b_frame, id_column="id", label_column="y", seed=2)
         c = Coordinator(key_bits=key_bits, insecure_key=key_bits < 2048, backend=backend)
-        config = TrainingConfig(epochs=epochs, batch_size=None, tol=0.0, learning_rate=0.1)
+        config = TrainingConfig(epochs=epochs, batch_size=None, tol=1e-300, learning_rate=0.1)
         t0 = time.perf_counter()
         fed = Federation(c, b, a, config=config, timeout=3600).fit()
         total = time.perf_counter() - t0
@@ -137,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if "heu" not in backends.available_backends():
         print("HEU's ZPaillier skipped: sf-heu is not installed (pip install 'vfl[bench]')")
     print(f"{args.rows} aligned rows, 10 + 10 features, full batch, {args.key_bits}-bit key, "
-          f"{args.epochs} epochs, {executors.cpu_count()} cores")
+          f"{args.epochs} epochs, {executors.cpu_count()} cores; {load()}")
     results = {}
     for name in names:
         print(f"\n# {name} ...", flush=True)
@@ -149,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                 if secs >= 0.005:
                     print(f"    {step:<22} {secs:9.3f} s")
         print(f"  whole run (key generation, alignment, {epochs} epochs): {res['total']:.1f} s;"
-              f" losses {['%.6g' % v for v in res['loss']]}")
+              f" losses {['%.6g' % v for v in res['loss']]}; {load()}")
 
+    print(f"\nphe: single-threaded; fast: {executors.cpu_count()} worker processes; "
+          f"heu: its own thread pool; {load()}")
     print("\n| epoch | " + " | ".join(f"{n} s" for n in names)
           + "".join(f" | {n}/fast" for n in names if n != "fast") + " |")
     print("|---" * (1 + len(names) + sum(n != "fast" for n in names)) + "|")

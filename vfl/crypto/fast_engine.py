@@ -6,15 +6,15 @@ and what this engine does about it:
 
 * **Encryption** is DJN style (:mod:`vfl.crypto.djn`): ``(1 + m n) h_s^r``
   with r of n_bits/2 bits, ``h_s^r`` taken from a fixed-base table
-  (:mod:`vfl.crypto.fixed_base`), about 128 multiplications mod n^2 at 2048
-  bits instead of ~3000 for ``r^n``.
+  (:mod:`vfl.crypto.fixed_base`), 79 multiplications mod n^2 at 2048
+  bits instead of ~2400 for ``phe``'s ``r^n``.
 * **Obfuscator pool** (:mod:`vfl.crypto.obfuscator_pool`): encryptions of
   zero precomputed in the background while the party waits; when the pool
   is warm an encryption or re-randomisation costs one multiplication.
 * **[[X^T d]]** is a multi-exponentiation per column by Pippenger's bucket
-  method (:mod:`vfl.crypto.multiexp`), ~6 multiplications per product
+  method (:mod:`vfl.crypto.multiexp`), ~5 to 6 multiplications per product
   instead of ~50 for a 42-bit powmod; negative scalars invert the
-  ciphertext of their row once.
+  ciphertext of their row once (then digits can be signed).
 * **Decryption** uses the CRT: two half-size exponentiations mod p^2, q^2.
 * **Parallelism**: the heavy kernels (:mod:`vfl.crypto.workers`) run on a
   ``concurrent.futures.Executor``, by default one process pool shared by
@@ -30,11 +30,12 @@ import gmpy2
 import phe
 from gmpy2 import mpz
 
-from vfl.crypto import executors, workers
+from vfl.crypto import executors, multiexp, workers
 from vfl.crypto.ciphertext import EncryptedVector
 from vfl.crypto.djn import check_h_s, djn_public_params, randomness_bits
 from vfl.crypto.engine import PaillierDecryptor, PaillierEngine, validate_ciphertexts
 from vfl.crypto.fixed_base import choose_window
+from vfl.crypto.multiexp import signed_residue
 from vfl.crypto.obfuscator_pool import ObfuscatorPool
 
 __all__ = ["FastDecryptor", "FastEngine"]
@@ -45,6 +46,8 @@ _MPZ = type(mpz(0))
 #: more than the work (a 4096-bit multiplication is ~5-10 us; a task
 #: round trip ~1 ms).
 _INLINE_EXPONENTIATIONS = 4
+#: Fewest obfuscators per task when cutting a batch finer than one per worker.
+_CHUNK_OBFUSCATORS = 64
 _INLINE_MULTIPLICATIONS = 4096
 
 
@@ -67,8 +70,10 @@ class FastEngine(PaillierEngine):
         demand); it starts filling at the first encryption or
         re-randomisation. 0 disables background precomputation.
     window : int, optional
-        Window width of the fixed-base table of h_s; default: the widest
-        whose table fits in 128 MB per process (11 bits at 2048-bit keys).
+        Window width of the fixed-base table of h_s; default
+        :func:`~vfl.crypto.fixed_base.choose_window`: the widest whose table
+        fits in the per-process memory budget (13 bits, ~360 MB, at
+        2048-bit keys; the table lives in the worker processes only).
     parallel : bool
         False runs everything inline in the calling thread (no processes).
 
@@ -139,6 +144,34 @@ class FastEngine(PaillierEngine):
         parts = min(self._workers, max(1, len(items) // max(1, per_task_min)))
         return executors.split(items, parts)
 
+    def _inline_cold(self, count: int) -> bool:
+        """Whether `count` obfuscators are best computed here, without a table.
+
+        A parallel engine keeps its fixed-base table in the workers only;
+        a handful of encryptions (a party's one-value loss term) is cheaper
+        as plain exponentiations here than as tasks queued behind others.
+        """
+        return (self._executor is not None and count < _INLINE_EXPONENTIATIONS
+                and not workers.has_table(self.spec))
+
+    def _map_balanced(self, fn, items: Sequence) -> list:
+        """`fn(spec, chunk)` over `items`: inline, or in several chunks per worker.
+
+        Obfuscator work splits into equal pieces at no cost, so it is cut
+        finer than one chunk per worker: a worker slowed by another
+        process then holds up at most a small piece.
+        """
+        if self._executor is None:
+            return fn(self.spec, items)
+        # A multiple of the worker count, so that no worker gets an extra piece.
+        per_worker = min(4, max(1, len(items) // (self._workers * _CHUNK_OBFUSCATORS)))
+        parts = self._workers * per_worker
+        out: list = []
+        for part in executors.run_chunks(self._executor, fn, executors.split(items, parts),
+                                         self.spec):
+            out.extend(part)
+        return out
+
     def _map(self, fn, items: Sequence, per_task_min: int, *args) -> list:
         """Concatenated results of `fn(*args, chunk)` over chunks of `items`."""
         if self._executor is None or len(items) < per_task_min:
@@ -182,7 +215,12 @@ class FastEngine(PaillierEngine):
         n, n2 = self._n, self._n2
         # Warm part: one multiplication each, here; (1 + m n) o = o + n (m o mod n).
         out = [int((o + n * (m * o % n)) % n2) for m, o in zip(ms, obfs)]
-        out.extend(self._map(workers.encrypt_chunk, cold, _INLINE_EXPONENTIATIONS, self.spec))
+        if cold:
+            if self._inline_cold(len(cold)):
+                o_cold = workers.obfuscators_without_table(self.spec, len(cold))
+                out.extend(int((o + n * (m * o % n)) % n2) for m, o in zip(cold, o_cold))
+            else:
+                out.extend(self._map_balanced(workers.encrypt_chunk, cold))
         return self._vector(out)
 
     def rerandomize(self, vector: EncryptedVector) -> EncryptedVector:
@@ -191,8 +229,13 @@ class FastEngine(PaillierEngine):
         obfs = self.pool.take(len(cts))
         n2 = self._n2
         out = [int(o * c % n2) for c, o in zip(cts, obfs)]
-        out.extend(self._map(workers.rerandomize_chunk, cts[len(obfs):],
-                             _INLINE_EXPONENTIATIONS, self.spec))
+        cold = cts[len(obfs):]
+        if cold:
+            if self._inline_cold(len(cold)):
+                o_cold = workers.obfuscators_without_table(self.spec, len(cold))
+                out.extend(int(o * c % n2) for c, o in zip(cold, o_cold))
+            else:
+                out.extend(self._map_balanced(workers.rerandomize_chunk, cold))
         return self._vector(out)
 
     def warm_up(self, count: int) -> None:
@@ -260,13 +303,26 @@ class FastEngine(PaillierEngine):
             raise ValueError("matrix rows must all have the same, non-zero length")
         cts = a.ciphertexts
         n = int(self.n)
-        # Rows are shared out among the workers; each returns one partial
-        # product per column, multiplied together here (d multiplications).
-        # Bucket sums get cheaper per product as blocks grow, so use few,
-        # large blocks.
         if self._executor is None or len(rows) * d < 64:
             return self._vector(workers.matvec_chunk(n, (cts, rows)))
-        bounds = executors.split(range(len(rows)), self._workers)
+        m, parts = len(rows), self._workers
+        half = n // 2
+        bits = max(abs(k if -half <= k <= half else signed_residue(k, n)).bit_length()
+                   for r in rows for k in r)
+        # Share the work out by columns (every task sees all rows: bigger
+        # multi-exponentiations, cheaper per product, but each task inverts
+        # all the bases) or by rows (partial products multiplied here),
+        # whichever leaves the least work per task.
+        by_rows = multiexp.matvec_cost(-(-m // parts), d, bits)
+        by_cols = multiexp.matvec_cost(m, -(-d // parts), bits)
+        if d >= 2 and by_cols <= by_rows:
+            groups = executors.split(range(d), min(parts, d))
+            blocks = [(cts, [[r[j] for j in g] for r in rows]) for g in groups]
+            out = []
+            for part in executors.run_chunks(self._executor, workers.matvec_chunk, blocks, n):
+                out.extend(part)
+            return self._vector(out)
+        bounds = executors.split(range(m), parts)
         blocks = [(cts[r.start:r.stop], rows[r.start:r.stop]) for r in bounds]
         partials = executors.run_chunks(self._executor, workers.matvec_chunk, blocks, n)
         n2 = self._n2

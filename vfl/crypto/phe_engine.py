@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import phe
 from phe.util import invert, mulmod, powmod
 
 from vfl.crypto.ciphertext import EncryptedVector
 from vfl.crypto.engine import PaillierDecryptor, PaillierEngine
 
-__all__ = ["PheDecryptor", "PheEngine"]
+__all__ = ["PheDecryptor", "PheEngine", "raw_encrypt_chunk"]
 
 
 class PheEngine(PaillierEngine):
@@ -82,3 +83,13 @@ class PheDecryptor(PaillierDecryptor):
 
     def decrypt(self, vector: EncryptedVector) -> list[int]:
         return [self.private_key.raw_decrypt(int(c)) for c in vector.ciphertexts]
+
+
+def raw_encrypt_chunk(n: int, plaintexts: list[int]) -> list[int]:
+    """``phe``'s own ``raw_encrypt`` of each plaintext, as a picklable task.
+
+    Lets a benchmark run the reference encryption on every core through
+    the same executor as the fast engine (``phe`` itself is single-threaded).
+    """
+    key = phe.PaillierPublicKey(n)
+    return [key.raw_encrypt(int(p) % n) for p in plaintexts]

@@ -4,8 +4,9 @@ Every function here is a picklable top-level function that takes plain
 ints and returns plain ints, so that any ``concurrent.futures.Executor``
 can run it. The key material a kernel needs travels with each task (a few
 hundred bytes); what is expensive to rebuild (the fixed-base table of
-h_s, 17 MB at 2048 bits) is cached per process, keyed by the public values
-it depends on, so each worker builds it once.
+h_s, :mod:`vfl.crypto.fixed_base`, a few hundred MB and seconds at 2048
+bits) is cached per process, keyed by the public values it depends on, so
+each worker builds it once.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = [
     "mul_chunk",
     "obfuscator_chunk",
     "obfuscator_table",
+    "obfuscators_without_table",
+    "has_table",
     "product_chunk",
     "rerandomize_chunk",
 ]
@@ -41,7 +44,9 @@ DjnSpec = tuple[int, int, int, int]
 #: (p, q, hp, hq): the private CRT values a worker needs to decrypt.
 CrtSpec = tuple[int, int, int, int]
 
-_MAX_TABLES = 2  # keys cached per process; a table takes up to ~128 MB
+# Keys cached per process: one, since a table may take up to the whole
+# budget of fixed_base.table_budget() (a new key evicts the old table).
+_MAX_TABLES = 1
 _tables: OrderedDict[DjnSpec, FixedBaseTable] = OrderedDict()
 _tables_lock = threading.Lock()
 
@@ -53,18 +58,33 @@ def obfuscator_table(spec: DjnSpec) -> FixedBaseTable:
         if table is not None:
             _tables.move_to_end(spec)
             return table
+        while len(_tables) >= _MAX_TABLES:  # free the old table before building
+            _tables.popitem(last=False)
         n, h_s, r_bits, window = spec
         table = FixedBaseTable(h_s, mpz(n) * n, r_bits, window)
         _tables[spec] = table
-        while len(_tables) > _MAX_TABLES:
-            _tables.popitem(last=False)
         return table
 
 
 def _obfuscators(spec: DjnSpec, count: int) -> list[gmpy2.mpz]:
-    table = obfuscator_table(spec)
-    r_bits = spec[2]
-    return [table.pow(secrets.randbits(r_bits)) for _ in range(count)]
+    return obfuscator_table(spec).random_pows(count)
+
+
+def obfuscators_without_table(spec: DjnSpec, count: int) -> list[gmpy2.mpz]:
+    """``h_s^r mod n^2`` by plain exponentiation, for a process that holds no table.
+
+    ~1200 multiplications each instead of ~80, but no table to build
+    (seconds, hundreds of MB): for the occasional single encryption in a
+    process whose heavy work runs elsewhere.
+    """
+    n, h_s, r_bits, _ = spec
+    n2 = mpz(n) * n
+    return [gmpy2.powmod(h_s, secrets.randbits(r_bits), n2) for _ in range(count)]
+
+
+def has_table(spec: DjnSpec) -> bool:
+    """Whether this process already holds the fixed-base table of `spec`."""
+    return spec in _tables
 
 
 def obfuscator_chunk(spec: DjnSpec, count: int) -> list[int]:

@@ -155,7 +155,9 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
         sent = endpoint.traffic_snapshot()
         traffic.append({"epoch": epoch, "seconds": time.perf_counter() - started,
                         "bytes_sent": {p: t.bytes_sent for p, t in sent.items()},
-                        "messages_sent": {p: t.messages_sent for p, t in sent.items()}})
+                        "messages_sent": {p: t.messages_sent for p, t in sent.items()},
+                        "transport_seconds": sum(t.send_seconds + t.receive_seconds
+                                                 for t in sent.values())})
         # Peers that have finished exit normally; from here on nothing is
         # awaited from the coordinator, so its exit must not stop anyone.
         if state["stop"] or epoch >= config.training.epochs:

@@ -97,6 +97,11 @@ class LinkTraffic:
     messages_received: int = 0
     bytes_received: int = 0
     chunks_received: int = 0
+    #: Seconds spent sending to this peer: encoding, streaming, until it holds
+    #: the message (benchmarks: the transport's share of an epoch).
+    send_seconds: float = 0.0
+    #: Seconds spent reassembling and decoding messages from this peer.
+    receive_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,7 @@ class GrpcEndpoint(Endpoint):
                              f"known: {', '.join(self.peers)}")
         if self._closed:
             raise ProtocolError("the endpoint is closed", party=self.name)
+        started = time.perf_counter()
         frame = encode_envelope(envelope, self._registry)
         view = memoryview(frame)
         if self.capture is not None:
@@ -287,6 +293,7 @@ class GrpcEndpoint(Endpoint):
             link.messages_sent += 1
             link.bytes_sent += len(frame)
             link.chunks_sent += -(-len(frame) // self.chunk_bytes)
+            link.send_seconds += time.perf_counter() - started
 
     def _broadcast_abort(self, abort: _Abort) -> None:
         self._aborted = True
@@ -438,6 +445,7 @@ class GrpcEndpoint(Endpoint):
 
     def _serve_deliver(self, chunks: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         sender = self._identify(context)
+        started = time.perf_counter()
         buffer: bytearray | None = None
         filled = total = count = 0
         try:
@@ -482,6 +490,7 @@ class GrpcEndpoint(Endpoint):
             link.messages_received += 1
             link.bytes_received += len(view)
             link.chunks_received += count
+            link.receive_seconds += time.perf_counter() - started
         self._queues[sender].put(envelope)
         return b""
 

@@ -8,14 +8,13 @@ the failing party's own error is raised to the caller.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from vfl.errors import PeerAbortedError
+from vfl.errors import LabelInFeatureHolderError, MissingColumnError
 from vfl.metrics import model_metrics
 from vfl.progress import EpochProgress
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
@@ -85,7 +84,6 @@ class Federation:
             if label_holder.label_column in a.table.feature_names:
                 # Caught at construction when the feature holder was told the
                 # label's name; this catches a notebook user who did not.
-                from vfl.errors import LabelInFeatureHolderError
                 raise LabelInFeatureHolderError(
                     f"{a.table.source} contains the label column "
                     f"{label_holder.label_column!r}; remove it from the feature holder's data",
@@ -209,7 +207,6 @@ class Federation:
         frame = label_holder_data if label_holder_data is not None else None
         b = self.label_holder if frame is None else self._with_data(self.label_holder, frame)
         if frame is not None and self.label_holder.label_column not in frame.columns:
-            from vfl.errors import MissingColumnError
             raise MissingColumnError(
                 f"evaluation data has no label column {self.label_holder.label_column!r}; "
                 "add it (or call predict instead)", party=self.label_holder.name)
@@ -267,36 +264,10 @@ class Federation:
     # --- running the threads ------------------------------------------------------
 
     def _run(self, tasks: Mapping[str, Callable[[Endpoint], None]]) -> None:
-        """Run each party's task in its own thread; raise the first real failure."""
+        """Run each party's task in its own thread over a fresh network; raise the root cause."""
         session = uuid.uuid4().hex
         names = [self.coordinator.name, self.label_holder.name,
                  *(a.name for a in self.feature_holders)]
         network = InProcessNetwork(names, session, timeout=self.timeout, record=self.record)
         self.network_, self.session_ = network, session
-        errors: dict[str, BaseException] = {}
-        order: list[str] = []
-        lock = threading.Lock()
-
-        def target(name: str, task: Callable[[Endpoint], None]) -> None:
-            endpoint = network.endpoint(name)
-            try:
-                task(endpoint)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                with lock:
-                    errors[name] = exc
-                    order.append(name)
-                endpoint.abort(f"{type(exc).__name__}: {exc}")
-
-        threads = [threading.Thread(target=target, args=(name, task), name=f"party-{name}",
-                                    daemon=True) for name, task in tasks.items()]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            # The root cause is the first error that is not a reaction to another
-            # party's abort.
-            for name in order:
-                if not isinstance(errors[name], PeerAbortedError):
-                    raise errors[name]
-            raise errors[order[0]]
+        network.run(tasks)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,16 +46,6 @@ def make_data(rows: int, d_a: int, d_b: int, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def free_ports(names: list[str]) -> dict[str, int]:
-    sockets = {name: socket.socket() for name in names}
-    for s in sockets.values():
-        s.bind(("127.0.0.1", 0))
-    ports = {name: s.getsockname()[1] for name, s in sockets.items()}
-    for s in sockets.values():
-        s.close()
-    return ports
-
-
 def in_process(paths, config, key_bits: int, insecure: bool) -> float:
     from parties import Coordinator, FeatureHolder, Federation, LabelHolder
 
@@ -71,12 +60,12 @@ def in_process(paths, config, key_bits: int, insecure: bool) -> float:
 
 def three_processes(paths, config, key_bits: int, insecure: bool, folder: Path):
     from vfl.net import create_federation_certificates
-    from vfl.party_config import write_loopback_configs
+    from vfl.party_config import free_loopback_ports, write_loopback_configs
 
     certs = folder / "certs"
     create_federation_certificates(certs, ["A1", "B", "C"])
     configs = write_loopback_configs(
-        folder, run_id=f"bench-{time.time_ns()}", ports=free_ports(["A1", "B", "C"]),
+        folder, run_id=f"bench-{time.time_ns()}", ports=free_loopback_ports(["A1", "B", "C"]),
         label_holder=("B", paths["B"]), feature_holders=[("A1", paths["A1"])], id_column="id",
         label_column="y", training=config, certs=certs, key_bits=key_bits,
         insecure_key=insecure, seeds={"A1": 1, "B": 2}, timeout=1800, connect_timeout=120)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -116,7 +115,7 @@ def _three_processes(a_frame: pd.DataFrame, b_frame: pd.DataFrame, config: Train
                      args, folder: Path) -> dict | None:
     """Train with A1, B and C as three ``vfl party`` processes over loopback mTLS."""
     from vfl.net import create_federation_certificates
-    from vfl.party_config import write_loopback_configs
+    from vfl.party_config import free_loopback_ports, write_loopback_configs
 
     folder.mkdir(parents=True, exist_ok=True)
     files = {"A1": folder / "A1.csv", "B": folder / "B.csv"}
@@ -127,9 +126,9 @@ def _three_processes(a_frame: pd.DataFrame, b_frame: pd.DataFrame, config: Train
         create_federation_certificates(certs, ["A1", "B", "C"])
     run_id = f"demo-{os.getpid()}-{time.time_ns()}"
     configs = write_loopback_configs(
-        folder, run_id=run_id, ports=_free_ports(["A1", "B", "C"]), label_holder=("B", files["B"]),
-        feature_holders=[("A1", files["A1"])], id_column=ID, label_column=LABEL,
-        training=config, certs=certs, key_bits=args.key_bits, insecure_key=args.insecure_key,
+        folder, run_id=run_id, ports=free_loopback_ports(["A1", "B", "C"]),
+        label_holder=("B", files["B"]), feature_holders=[("A1", files["A1"])], id_column=ID,
+        label_column=LABEL, training=config, certs=certs, key_bits=args.key_bits, insecure_key=args.insecure_key,
         backend=args.backend, seeds={"A1": args.seed + 1, "B": args.seed + 2},
         timeout=600, connect_timeout=120)
     print(f"starting A1, B and C as three processes (mutual TLS on 127.0.0.1; "
@@ -173,16 +172,6 @@ def _three_processes(a_frame: pd.DataFrame, b_frame: pd.DataFrame, config: Train
 def _last_checkpoint(folder: Path, party: str) -> dict:
     latest = max(folder.glob(f"{party}-epoch-*.json"))
     return json.loads(latest.read_text())["state"]
-
-
-def _free_ports(names: list[str]) -> dict[str, int]:
-    sockets = {name: socket.socket() for name in names}
-    for s in sockets.values():
-        s.bind(("127.0.0.1", 0))
-    ports = {name: s.getsockname()[1] for name, s in sockets.items()}
-    for s in sockets.values():
-        s.close()
-    return ports
 
 
 def _compare(a_frame, b_frame, a, b, config: TrainingConfig, result: dict, args) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vfl.model import ModelPart
-from vfl.party_config import write_loopback_configs
+from vfl.party_config import free_loopback_ports, write_loopback_configs
 from vfl.training import TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,24 +22,11 @@ SEEDS = {"A1": 31, "B": 32}
 KEY_BITS = 512
 
 
-def free_ports(names) -> dict[str, int]:
-    """A free loopback port per party (kept free until the parties bind them)."""
-    sockets, ports = [], {}
-    for name in names:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports[name] = s.getsockname()[1]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def write_configs(folder: Path, data: dict[str, Path], certs: Path | None,
                   config: TrainingConfig, *, timeout: float = 30.0,
                   connect_timeout: float = 20.0, run_id: str = "test-run") -> dict[str, Path]:
     return write_loopback_configs(
-        folder, run_id=run_id, ports=free_ports(NAMES), label_holder=("B", data["B"]),
+        folder, run_id=run_id, ports=free_loopback_ports(NAMES), label_holder=("B", data["B"]),
         feature_holders=[("A1", data["A1"])], id_column="patient_id",
         label_column="progression", training=config, certs=certs, key_bits=KEY_BITS,
         insecure_key=True, seeds=SEEDS, timeout=timeout, connect_timeout=connect_timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -21,7 +22,14 @@ from typing import Any
 from vfl.errors import ConfigError, ConfigFileError
 from vfl.training import TrainingConfig
 
-__all__ = ["ROLES", "PartyConfig", "dump_toml", "load_party_config", "write_loopback_configs"]
+__all__ = [
+    "ROLES",
+    "PartyConfig",
+    "dump_toml",
+    "free_loopback_ports",
+    "load_party_config",
+    "write_loopback_configs",
+]
 
 ROLES = ("coordinator", "label_holder", "feature_holder")
 _TRAINING_FIELDS = {f.name: f for f in fields(TrainingConfig)}
@@ -362,6 +370,20 @@ def _key(key: str) -> str:
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def free_loopback_ports(names) -> dict[str, int]:
+    """A free loopback port per party (held together, so all differ, then released
+    for the parties to bind; another program could take one meanwhile)."""
+    sockets, ports = [], {}
+    for name in names:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports[name] = s.getsockname()[1]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def write_loopback_configs(folder: str | os.PathLike[str], *, run_id: str,

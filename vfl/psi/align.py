@@ -10,12 +10,11 @@ the same code path as training's alignment, only without training after it.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from vfl.errors import EmptyIntersectionError, MissingColumnError, PeerAbortedError
+from vfl.errors import EmptyIntersectionError, MissingColumnError
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
 from vfl.psi import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT, get_alignment
 from vfl.psi.federation import align_as_feature_holder, align_as_label_holder
@@ -134,7 +133,8 @@ def align_frames(label_holder: pd.DataFrame,
             ids[n], ep, b, new_method(False)))(name)
     network = InProcessNetwork([b, *names], uuid.uuid4().hex, timeout=timeout)
     try:
-        positions = _run_parties(network, tasks, first=b)
+        # B sees every pairwise result, so its error says the most.
+        positions = network.run(tasks, prefer=b)
     except EmptyIntersectionError as exc:
         held = "; ".join(f"{name}: {sources.get(name, 'DataFrame')}, {len(ids[name])} IDs"
                          for name in frames)
@@ -143,36 +143,3 @@ def align_frames(label_holder: pd.DataFrame,
     return {name: frame.iloc[positions[name]].reset_index(drop=True)
             for name, frame in frames.items()}
 
-
-def _run_parties(network: InProcessNetwork, tasks: Mapping[str, Callable[[Endpoint], Any]],
-                 *, first: str) -> dict[str, Any]:
-    """Run ``tasks[name](endpoint)`` in one thread per party; each party's result.
-
-    A failing party aborts its links so the others stop waiting. The error
-    raised is the root cause: not a reaction to another party's abort, and
-    `first`'s when several parties fail on their own (B sees every pairwise
-    result, so its message says the most).
-    """
-    results: dict[str, Any] = {}
-    errors: dict[str, BaseException] = {}
-    lock = threading.Lock()
-
-    def work(name: str) -> None:
-        endpoint = network.endpoint(name)
-        try:
-            results[name] = tasks[name](endpoint)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            with lock:
-                errors[name] = exc
-            endpoint.abort(f"{type(exc).__name__}: {exc}")
-
-    threads = [threading.Thread(target=work, args=(name,), name=f"party-{name}", daemon=True)
-               for name in tasks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        own = {n: e for n, e in errors.items() if not isinstance(e, PeerAbortedError)}
-        raise own.get(first) or next(iter((own or errors).values()))
-    return results

@@ -24,12 +24,14 @@ KEY_BITS = 512
 
 def write_configs(folder: Path, data: dict[str, Path], certs: Path | None,
                   config: TrainingConfig, *, timeout: float = 30.0,
-                  connect_timeout: float = 20.0, run_id: str = "test-run") -> dict[str, Path]:
+                  connect_timeout: float = 20.0, run_id: str = "test-run",
+                  audit: dict[str, tuple[Path, Path]] | None = None) -> dict[str, Path]:
     return write_loopback_configs(
         folder, run_id=run_id, ports=free_loopback_ports(NAMES), label_holder=("B", data["B"]),
         feature_holders=[("A1", data["A1"])], id_column="patient_id",
         label_column="progression", training=config, certs=certs, key_bits=KEY_BITS,
-        insecure_key=True, seeds=SEEDS, timeout=timeout, connect_timeout=connect_timeout)
+        insecure_key=True, seeds=SEEDS, timeout=timeout, connect_timeout=connect_timeout,
+        audit=audit)
 
 
 @dataclass

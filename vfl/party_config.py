@@ -79,6 +79,10 @@ class PartyConfig:
     seed : int or None
         Seed of this party's secret randomness (initial weights, batch
         order); None draws it from the OS.
+    audit_log, audit_key : Path or None
+        From the ``[audit]`` table: this party's own copy of the signed audit
+        log and its Ed25519 signing key (``vfl audit keygen``). None: the run
+        is not audited (then no party may audit it).
     """
 
     source: Path
@@ -106,6 +110,8 @@ class PartyConfig:
     insecure_key: bool = False
     backend: str = "fast"
     seed: int | None = None
+    audit_log: Path | None = None
+    audit_key: Path | None = None
 
     @property
     def is_data_party(self) -> bool:
@@ -278,6 +284,13 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     training = _training_config(training_table, path, name)
 
     values: dict[str, Any] = {}
+    audit = top.table_of("audit", required=False)
+    if audit is not None:
+        values["audit_log"] = resolve(audit.take(
+            "log", str, what="this party's own copy of the audit log, e.g. audit.jsonl"))
+        values["audit_key"] = resolve(audit.take(
+            "key", str, what=f"this party's signing key from 'vfl audit keygen --party {name}'"))
+        audit.finish()
     data = top.table_of("data", required=role != "coordinator")
     if role == "coordinator":
         if data is not None:
@@ -394,12 +407,17 @@ def write_loopback_configs(folder: str | os.PathLike[str], *, run_id: str,
                            key_bits: int = 2048, insecure_key: bool = False,
                            backend: str = "fast", seeds: Mapping[str, int] | None = None,
                            timeout: float = 1800.0, connect_timeout: float = 60.0,
-                           alignment: str | None = None) -> dict[str, Path]:
+                           alignment: str | None = None,
+                           audit: Mapping[str, tuple[str | os.PathLike[str],
+                                                     str | os.PathLike[str]]] | None = None
+                           ) -> dict[str, Path]:
     """Write one configuration per party of a federation on this machine (127.0.0.1).
 
     For demos, tests and benchmarks: every party gets ``FOLDER/NAME.toml``,
     output ``FOLDER/output/NAME`` and checkpoints below it. `certs` is a
-    ``vfl certs`` folder, or None for insecure (plaintext) parties.
+    ``vfl certs`` folder, or None for insecure (plaintext) parties. `audit`
+    maps a party to its ``(log copy, signing key)`` for its ``[audit]`` table;
+    parties it leaves out get none.
 
     Returns
     -------
@@ -444,6 +462,9 @@ def write_loopback_configs(folder: str | os.PathLike[str], *, run_id: str,
         document["training"] = plan
         if role == "coordinator":
             document["keys"] = {"bits": key_bits, "insecure": insecure_key, "backend": backend}
+        if audit and name in audit:
+            log, key = audit[name]
+            document["audit"] = {"log": str(Path(log).resolve()), "key": str(Path(key).resolve())}
         path = folder / f"{name}.toml"
         path.write_text(dump_toml(document), encoding="utf-8")
         written[name] = path

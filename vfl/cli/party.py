@@ -60,6 +60,14 @@ The configuration file (TOML; relative paths are relative to it):
   insecure = false               # allow keys below 2048 bits (tests only)
   backend = "fast"
 
+  [audit]                        # optional; at every party or at none
+  log = "audit.jsonl"            # this party's own copy of the signed audit log
+  key = "keys/A1.key"            # its signing key, from 'vfl audit keygen --party A1'
+
+With [audit], after training every party signs a record of the run (its
+dataset fingerprint and model hash, the configuration, the final losses) and
+appends it to its own copy; the copies stay identical. See docs/audit.md.
+
 Start the three parties in any order; each waits for the others (up to
 connect_timeout). If a party dies, the others stop within `timeout` with an
 error naming it; start all of them again with the same files and training
@@ -73,7 +81,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Run one role of the federation on this machine: listen on the "
                     "configured address, connect to the peers over gRPC with mutual TLS, "
                     "align, train, checkpoint every epoch (resuming after a crash) and "
-                    "write this party's result.",
+                    "write this party's result; with an [audit] table, also sign the "
+                    "run's record with the other parties and append it to this party's "
+                    "copy of the audit log.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, metavar="TOML",
                         help="this party's configuration file")
@@ -112,6 +122,7 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
         The transport's capture hook (see :class:`vfl.net.GrpcEndpoint`).
     """
     from parties import Coordinator, FeatureHolder, LabelHolder
+    from parties.audit_exchange import agree_auditing, exchange_record, open_audit
     from vfl.checkpoint import CheckpointStore
     from vfl.errors import PeerAbortedError
     from vfl.net import GrpcEndpoint, InsecureTransportWarning, TlsFiles
@@ -134,6 +145,8 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
                                        name=config.name, label_column=config.label_column,
                                        feature_columns=config.features, seed=config.seed)
     store = CheckpointStore(config.checkpoints, party=config.name, run_id=config.run_id)
+    # Before any network or training work: a bad key or a damaged log copy stops here.
+    audit = open_audit(config)
     if config.insecure:
         print(f"vfl party {config.name}: WARNING: insecure = true in {config.source}: "
               "messages travel WITHOUT TLS, unencrypted and unauthenticated; use this only "
@@ -160,13 +173,19 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
                                                  for t in sent.values())})
         # Peers that have finished exit normally; from here on nothing is
         # awaited from the coordinator, so its exit must not stop anyone.
-        if state["stop"] or epoch >= config.training.epochs:
+        # With an audit, every party stays until the record is exchanged.
+        if (state["stop"] or epoch >= config.training.epochs) and audit is None:
             watch.disarm()
 
     store.on_state = after_epoch
+    record = None
     try:
         with watch:
+            agree_auditing(endpoint, config, audit)
             _run_role(config, party, endpoint, store)
+            if audit is not None:
+                record = exchange_record(endpoint, config, party, audit,
+                                         done_receiving=watch.disarm)
     except BaseException as exc:
         # Tell the peers that this party stops (as GrpcEndpoint's with-block
         # does), unless a peer's process is gone: every survivor notices that
@@ -179,6 +198,9 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
         endpoint.close()
     elapsed = time.perf_counter() - started
     written = _write_result(config, party, traffic)
+    if record is not None:
+        say(f"audit record {record.index} appended to {config.audit_log} "
+            f"(hash {record.hash[:16]}...)")
     say(f"done in {elapsed:.1f} s; wrote {written}")
     return party
 

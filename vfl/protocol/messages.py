@@ -18,6 +18,11 @@ from vfl.training import TrainingConfig
 __all__ = [
     "AlignmentKey",
     "AlignmentTags",
+    "AuditClaim",
+    "AuditDraft",
+    "AuditPlan",
+    "AuditRecordFinal",
+    "AuditSignature",
     "ConvergenceVote",
     "CrossTerm",
     "CrossTermRequest",
@@ -303,3 +308,71 @@ class ResumeDecision:
     """
 
     epoch: int | None
+
+
+# --- the signed audit record of a networked run (parties/audit_exchange.py) ----------
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """Before training: whether the sender's configuration has an ``[audit]`` table.
+
+    A and C -> B first; B checks that every party audits, or none, and only
+    then answers each with its own setting (B -> A, C), so a mismatch stops
+    every party before any training.
+    """
+
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class AuditClaim:
+    """A or C -> B, after training: what this party states for the run's audit record.
+
+    Attributes
+    ----------
+    public_key : str
+        The party's Ed25519 public key, 64 hex digits.
+    fingerprint, model_hash : str or None
+        A: :func:`~vfl.audit.table_fingerprint` of its aligned rows (training
+        order) and :func:`~vfl.audit.model_part_hash` of its model part.
+        C holds neither: None.
+    head_hash : str or None
+        Hash of the last record of the party's own copy of the log (None:
+        empty), so B can tell diverged copies apart before anyone signs.
+    settings : dict
+        Configuration entries only this party knows (C: ``key_bits``,
+        ``backend``), stated in the record's ``config``.
+    """
+
+    public_key: str
+    fingerprint: str | None
+    model_hash: str | None
+    head_hash: str | None
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditDraft:
+    """B -> A, C: the unsigned record, :meth:`~vfl.audit.AuditRecord.to_json` form."""
+
+    record: str
+
+
+@dataclass(frozen=True)
+class AuditSignature:
+    """A or C -> B: the party's :class:`~vfl.audit.PartySignature` over the draft."""
+
+    party: str
+    public_key: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class AuditRecordFinal:
+    """B -> A, C: the record as B appended it, every signature included.
+
+    Each party appends it to its own copy, so every party holds the same log.
+    """
+
+    record: str

@@ -1,0 +1,305 @@
+"""The signed audit record of a networked run: every party signs, every party keeps a copy.
+
+When the parties are separate processes (``vfl party``), each one holds its
+own copy of the log and its own signing key (the ``[audit]`` table of its
+configuration). Over the endpoint the run trained on:
+
+1. before training, each A_k and C tell B whether they audit and B answers
+   (:class:`AuditPlan`); if the settings differ, B stops every party before
+   any training, naming the parties without an ``[audit]`` table;
+2. after training, each A_k and C send B an :class:`AuditClaim`: public key,
+   A's dataset fingerprint and model-part hash (computed over its own aligned
+   rows and model part), the head hash of its log copy;
+3. B drafts the record on its own copy and sends it (:class:`AuditDraft`);
+4. each party checks the draft (it follows its own copy, states its own
+   fingerprint, model hash, key, session and configuration), signs it and
+   sends the signature back (:class:`AuditSignature`);
+5. B appends the signed record to its copy (which checks every signature)
+   and sends it to every party (:class:`AuditRecordFinal`), which appends it
+   to its own copy (checked again against that copy).
+
+Every copy thus ends with the same record, byte for byte. Diverged copies are
+refused at step 2 or 4, before anyone signs or writes; any failure stops
+every party with an error naming the party that failed. The in-process path
+(``vfl simulate``, notebooks) is :mod:`parties.audit`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from vfl.audit import (
+    GENESIS_HASH,
+    AuditLog,
+    AuditRecord,
+    PartySignature,
+    load_signing_key,
+    model_part_hash,
+    public_key_hex,
+    sign_record,
+    table_fingerprint,
+)
+from vfl.audit.canonical import jsonable
+from vfl.errors import (
+    BrokenChainError,
+    ConfigMismatchError,
+    ProtocolError,
+    RecordMismatchError,
+    SignatureError,
+    TamperedRecordError,
+)
+from vfl.protocol.channel import Endpoint
+from vfl.protocol.messages import (
+    AuditClaim,
+    AuditDraft,
+    AuditPlan,
+    AuditRecordFinal,
+    AuditSignature,
+)
+
+__all__ = ["PartyAudit", "agree_auditing", "exchange_record", "open_audit"]
+
+
+@dataclass(frozen=True)
+class PartyAudit:
+    """One party's side of the audit: its own log copy and its own signing key."""
+
+    name: str
+    log: AuditLog
+    key: Ed25519PrivateKey
+
+    @property
+    def public_key(self) -> str:
+        return public_key_hex(self.key)
+
+    def head(self) -> AuditRecord | None:
+        """The last record of this party's copy, after verifying the whole copy."""
+        report = self.log.verify()
+        report.raise_if_failed()
+        return report.records[-1] if report.records else None
+
+
+def open_audit(config) -> PartyAudit | None:
+    """The audit side of a :class:`~vfl.party_config.PartyConfig`; None without ``[audit]``.
+
+    Loads the key and verifies the log copy now, so that a wrong path, a key
+    others can read or a damaged copy stops the party before training.
+
+    Raises
+    ------
+    AuditKeyError
+        If the key file is missing, readable by others or not an Ed25519 key.
+    AuditLogError
+        If the log copy does not verify.
+    """
+    if config.audit_log is None:
+        return None
+    audit = PartyAudit(config.name, AuditLog(config.audit_log),
+                       load_signing_key(config.audit_key, party=config.name))
+    audit.head()  # its errors name the file, the record and the line
+    return audit
+
+
+def agree_auditing(endpoint: Endpoint, config, audit: PartyAudit | None) -> None:
+    """Before training: every party tells B whether it audits; B checks and answers.
+
+    Every party waits for B's answer, so a mismatch found by B stops every
+    party at once with B's message (a :class:`~vfl.errors.PeerAbortedError`
+    quoting it) before any training.
+
+    Raises
+    ------
+    ConfigMismatchError
+        At B, naming the parties with and without an ``[audit]`` table.
+    """
+    enabled = audit is not None
+    b = config.label_holder
+    if config.role != "label_holder":
+        endpoint.send(b, AuditPlan(enabled))
+        if endpoint.receive(b, AuditPlan).enabled != enabled:  # B checked; a safeguard
+            raise ConfigMismatchError(f"{b} answered that auditing is "
+                                      f"{'off' if enabled else 'on'}, unlike this party",
+                                      party=config.name)
+        return
+    others = (*config.feature_holders, config.coordinator)
+    settings = {name: endpoint.receive(name, AuditPlan).enabled for name in others}
+    settings[config.name] = enabled
+    if len(set(settings.values())) > 1:
+        on = sorted(n for n, v in settings.items() if v)
+        off = sorted(n for n, v in settings.items() if not v)
+        raise ConfigMismatchError(
+            f"auditing is configured at {', '.join(on)} but not at {', '.join(off)}: give "
+            "every party an [audit] table in its configuration (log = its own copy of the "
+            "audit log, key = its signing key from 'vfl audit keygen'), or none",
+            party=config.name)
+    for name in others:
+        endpoint.send(name, AuditPlan(enabled))
+
+
+def exchange_record(endpoint: Endpoint, config, party, audit: PartyAudit, *,
+                    done_receiving: Callable[[], None] = lambda: None) -> AuditRecord:
+    """After training: agree on, sign and append the run's record to every party's copy.
+
+    Parameters
+    ----------
+    endpoint : Endpoint
+        The endpoint the run trained on.
+    config : PartyConfig
+    party : Coordinator, LabelHolder or FeatureHolder
+        Trained (``model_`` set at the data parties).
+    audit : PartyAudit
+    done_receiving : callable
+        Called once this party awaits nothing more from its peers.
+
+    Returns
+    -------
+    AuditRecord
+        The record as appended to this party's copy.
+    """
+    claim = _own_claim(config, party, audit)
+    if config.role == "label_holder":
+        record = _lead(endpoint, config, party, audit, claim)
+        done_receiving()
+        return record
+    return _follow(endpoint, config, audit, claim, done_receiving)
+
+
+# --- each party ---------------------------------------------------------------------
+
+
+def _own_claim(config, party, audit: PartyAudit) -> AuditClaim:
+    """What this party states: computed over its own aligned rows and model part."""
+    head = audit.head()
+    head_hash = head.hash if head is not None else None
+    if config.role == "coordinator":
+        return AuditClaim(audit.public_key, None, None, head_hash,
+                          {"key_bits": config.key_bits, "backend": config.backend})
+    if party.model_ is None or party._alignment_cache is None:
+        raise ProtocolError("training ended without a model part; nothing to record",
+                            party=config.name)
+    aligned = party.table.take(party._alignment_cache)
+    return AuditClaim(audit.public_key, table_fingerprint(aligned),
+                      model_part_hash(party.model_), head_hash)
+
+
+def _record_config(config, settings: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``config``: training parameters, federation, C's key settings."""
+    return jsonable({**config.training.to_dict(), "alignment": config.alignment,
+                     "feature_holders": list(config.feature_holders), **settings}, "config")
+
+
+def _check_draft(draft: AuditRecord, config, audit: PartyAudit, claim: AuditClaim) -> None:
+    """Refuse to sign a draft that does not follow this party's copy or misstates the run."""
+    head = audit.head()
+    follows = ((head.index + 1, head.hash) if head is not None else (0, GENESIS_HASH))
+    if (draft.index, draft.prev_hash) != follows:
+        raise BrokenChainError(
+            f"the draft from {config.label_holder} is record {draft.index} after hash "
+            f"{draft.prev_hash[:16]}..., but this party's copy {audit.log.path} "
+            + (f"ends at record {head.index} (hash {head.hash[:16]}...)" if head else "is empty")
+            + ": the copies have diverged; restore every copy from one that verifies",
+            index=draft.index, party=config.name)
+    if draft.keys.get(config.name) != audit.public_key:
+        raise RecordMismatchError(
+            f"the draft pins key {draft.keys.get(config.name)!r} for this party, its key is "
+            f"{audit.public_key} ({config.audit_key})", index=draft.index, party=config.name)
+    if draft.session != config.run_id:
+        raise RecordMismatchError(f"the draft is for session {draft.session!r}, this run is "
+                                  f"{config.run_id!r}", index=draft.index, party=config.name)
+    expected = _record_config(config, claim.settings)
+    wrong = sorted(k for k, v in expected.items() if draft.config.get(k, ...) != v)
+    if wrong:
+        raise RecordMismatchError(
+            "the draft states another configuration than this party ran: " + ", ".join(
+                f"{k} {draft.config.get(k)!r} (here {expected[k]!r})" for k in wrong),
+            index=draft.index, party=config.name)
+
+
+def _follow(endpoint: Endpoint, config, audit: PartyAudit, claim: AuditClaim,
+            done_receiving: Callable[[], None]) -> AuditRecord:
+    """A or C: claim, check and sign B's draft, then append the signed record."""
+    b = config.label_holder
+    endpoint.send(b, claim)
+    draft = AuditRecord.from_json(endpoint.receive(b, AuditDraft).record)
+    _check_draft(draft, config, audit, claim)
+    signature = sign_record(draft, audit.key, party=config.name,
+                            fingerprint=claim.fingerprint, model_hash=claim.model_hash)
+    endpoint.send(b, AuditSignature(signature.party, signature.public_key,
+                                    signature.signature))
+    final = AuditRecord.from_json(endpoint.receive(b, AuditRecordFinal).record)
+    done_receiving()
+    if final.hash != draft.hash:
+        raise TamperedRecordError(f"{b} sent back a record other than the draft this party "
+                                  "signed; it is not appended", index=final.index,
+                                  party=config.name)
+    return audit.log.append(final, final.signatures)
+
+
+def _lead(endpoint: Endpoint, config, party, audit: PartyAudit,
+          own: AuditClaim) -> AuditRecord:
+    """B: collect the claims, draft, collect the signatures, append, hand out the record."""
+    others = [*config.feature_holders, config.coordinator]
+    claims = {name: endpoint.receive(name, AuditClaim) for name in others}
+    for name, claim in claims.items():
+        is_data_party = name != config.coordinator
+        if (claim.fingerprint is None) == is_data_party or \
+                (claim.model_hash is None) == is_data_party:
+            raise ProtocolError(
+                f"{name} sent an audit claim " + ("without" if is_data_party else "with") +
+                " a dataset fingerprint and model hash", party=config.name)
+        if claim.head_hash != own.head_hash:
+            raise BrokenChainError(
+                f"{name}'s copy of the audit log ends at "
+                f"{_describe(claim.head_hash)}, this party's copy {audit.log.path} at "
+                f"{_describe(own.head_hash)}: the copies have diverged; restore every copy "
+                "from one that verifies (nothing was appended)", party=config.name)
+    claims[config.name] = own
+    head = audit.head()
+    keys = {name: claim.public_key for name, claim in claims.items()}
+    if head is not None and dict(head.keys) != keys:
+        changed = sorted(set(head.keys) ^ set(keys)
+                         | {n for n in keys if head.keys.get(n) not in (None, keys[n])})
+        raise SignatureError(
+            f"the log pins the keys of {', '.join(sorted(head.keys))}, but "
+            f"{', '.join(changed)} now sign(s) with another key or are not pinned; use the "
+            "pinned keys (changing keys is not supported over the network yet)",
+            index=head.index + 1, party=config.name)
+    history = party.history_[-1] if party.history_ else {}
+    metrics = {"epochs": len(party.history_), "aligned_rows": party.aligned_rows_}
+    for name, key in (("final_loss", "loss"), ("final_validation_loss", "validation_loss")):
+        value = history.get(key)
+        if value is not None and math.isfinite(value):
+            metrics[name] = float(value)
+    data_parties = [*config.feature_holders, config.label_holder]
+    draft = audit.log.draft(
+        session=config.run_id, config=_record_config(config, claims[config.coordinator].settings),
+        metrics=metrics, contributions={},
+        fingerprints={n: claims[n].fingerprint for n in data_parties},
+        model_hashes={n: claims[n].model_hash for n in data_parties},
+        keys=keys if head is None else None)
+    text = draft.to_json()
+    for name in others:
+        endpoint.send(name, AuditDraft(text))
+    signatures = [sign_record(draft, audit.key, party=config.name,
+                              fingerprint=own.fingerprint, model_hash=own.model_hash)]
+    for name in others:
+        message = endpoint.receive(name, AuditSignature)
+        if message.party != name:
+            raise SignatureError(f"{name} sent a signature in the name of {message.party!r}",
+                                 index=draft.index, party=config.name)
+        signatures.append(PartySignature(message.party, message.public_key, message.signature))
+    record = audit.log.append(draft, signatures)
+    final = AuditRecordFinal(record.to_json())
+    for name in others:
+        endpoint.send(name, final)
+    return record
+
+
+def _describe(head_hash: str | None) -> str:
+    return "nothing (it is empty)" if head_hash is None else f"hash {head_hash[:16]}..."
+

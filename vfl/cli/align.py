@@ -42,8 +42,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "party's rows of the intersection, with all its columns unchanged, to "
                     "its own CSV in DIR: B_<name>.csv for --party-b <name>.csv, "
                     "A1_<name>.csv for the first --party-a, and so on. Every file lists the "
-                    "shared IDs in the same order, a pseudo-random one that reveals no "
-                    "party's row order. Prints the number of shared IDs. Nothing is written "
+                    "shared IDs in the same order, sorted by normalised ID, which reveals "
+                    "no party's row order. Prints the number of shared IDs. Nothing is written "
                     "unless the alignment succeeds.")
     parser.add_argument("--party-a", action="append", required=True, metavar="CSV",
                         help="a feature holder's CSV file; repeat for several feature holders "

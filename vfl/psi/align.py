@@ -68,9 +68,9 @@ def align_frames(label_holder: pd.DataFrame,
         Label holder first, then the feature holders in the order given. Each
         frame holds that party's rows of the common intersection with all its
         columns and original values, and a fresh index 0 .. n-1: row i of
-        every frame belongs to the same ID. The order is the protocol's,
-        pseudo-random and unrelated to any party's row order (a party's own
-        order would tell the others how its table is sorted).
+        every frame belongs to the same ID. The order is the protocol's:
+        sorted by normalised ID, unrelated to any party's row order (a
+        party's own order would tell the others how its table is sorted).
 
     Raises
     ------

@@ -28,6 +28,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from vfl.crypto.workers import watch_owner
+
 __all__ = [
     "cpu_count",
     "default_executor",
@@ -73,7 +75,11 @@ def default_executor() -> ProcessPoolExecutor:
             except ValueError:  # pragma: no cover - platform without forkserver
                 ctx = multiprocessing.get_context("spawn")
             _default_workers = cpu_count()
-            _default = ProcessPoolExecutor(max_workers=_default_workers, mp_context=ctx)
+            # Workers leave when this process dies, even by SIGKILL: a pool's
+            # workers otherwise wait forever on their task queue, each holding
+            # hundreds of MB of encryption tables.
+            _default = ProcessPoolExecutor(max_workers=_default_workers, mp_context=ctx,
+                                           initializer=watch_owner, initargs=(os.getpid(),))
         return _default
 
 

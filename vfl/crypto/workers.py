@@ -11,8 +11,10 @@ each worker builds it once.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -36,6 +38,7 @@ __all__ = [
     "has_table",
     "product_chunk",
     "rerandomize_chunk",
+    "watch_owner",
 ]
 
 #: (n, h_s, randomness bits, window): everything a worker needs to encrypt.
@@ -167,3 +170,24 @@ def decrypt_chunk(spec: CrtSpec, ciphertexts: Sequence[int]) -> list[int]:
         mq = (y - 1) // q * hq % q
         out.append(int(mq + q * ((mp - mq) * q_inv % p)))
     return out
+
+
+def watch_owner(owner: int, interval: float = 1.0) -> None:
+    """Pool initializer: end this worker soon after process `owner` is gone.
+
+    A worker blocks on its task queue, whose write end it holds itself, so it
+    never sees its owner die; a killed party would leave its workers (and
+    their tables) behind. A daemon thread checks the owner every `interval`
+    seconds and exits the worker when it no longer exists.
+    """
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # the PID now belongs to another user's process
+                os._exit(0)
+
+    threading.Thread(target=watch, name="vfl-owner-watch", daemon=True).start()

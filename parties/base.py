@@ -218,12 +218,16 @@ class DataParty(Party):
         self.validation_rows_ = validation
         return scaler, x, encoded, train, validation
 
-    def _loss_part(self, u_encoded: list[int], weights: np.ndarray, m: int,
-                   config: TrainingConfig, codec: FixedPointCodec) -> int:
-        """This party's plaintext share of S: sum u^2 + 2 m k penalty(w), product scale."""
-        penalty = 2 * m * config.residual_factor * penalty_value(config, weights)
-        return sum(v * v for v in u_encoded) + codec.encode(
-            [penalty], scale_power=2, what="penalty term", party=self.name)[0]
+    def _loss_part(self, u_encoded: list[int], weights: np.ndarray, config: TrainingConfig,
+                   codec: FixedPointCodec, *, penalty: bool) -> int:
+        """This party's plaintext share of S at product scale: sum u^2, plus
+        2 m k penalty(w) on training batches (validation losses carry no penalty)."""
+        squares = sum(v * v for v in u_encoded)
+        if not penalty:
+            return squares
+        term = 2 * len(u_encoded) * config.residual_factor * penalty_value(config, weights)
+        return squares + codec.encode([term], scale_power=2, what="penalty term",
+                                      party=self.name)[0]
 
     def _unmask_gradient(self, reply: DecryptedMaskedGradient, masks: list[int], n: int,
                          codec: FixedPointCodec, scale: float, sender: str) -> np.ndarray:

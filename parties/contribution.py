@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from vfl.errors import ConfigError
@@ -39,7 +38,6 @@ from vfl.reference import train_centralized
 from vfl.training import StoppingRule, TrainingConfig, training_labels, validation_split
 
 from parties.federation import Federation
-from parties.feature_holder import FeatureHolder
 from parties.label_holder import LabelHolder
 
 __all__ = ["CONTRIBUTION_METHODS", "ContributionReport", "measure_contributions"]
@@ -205,13 +203,13 @@ def _train_alone(b: LabelHolder, config: TrainingConfig) -> float:
         raise RuntimeError("the grand coalition must be trained first")
     aligned = b.table.take(positions)
     d = aligned.features.shape[1]
-    rng = b._rng
-    initial = rng.normal(0.0, 1.0 / np.sqrt(max(d, 1)), size=d)
-    seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=config.epochs)]
+    # B's own secrets, drawn as in a federated run.
+    initial = b._initial_weights(d)
+    seeds = [int(s) for s in b._rng.integers(0, 2**63 - 1, size=config.epochs)]
     y = training_labels(aligned.label, config, party=b.name, source=aligned.source,
                         column=b.label_column)
     train, _ = validation_split(len(y), config.validation_fraction, b.split_seed_)
-    intercept = float(y[train].mean() + y[train].std() * rng.normal())
+    intercept = b._initial_intercept(y[train])
     result = train_centralized(aligned.features, aligned.label, config, initial_weights=initial,
                                initial_intercept=intercept, batch_seeds=seeds,
                                split_seed=b.split_seed_, blocks=[d])

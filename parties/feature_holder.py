@@ -149,8 +149,7 @@ class FeatureHolder(DataParty):
 
         def send_scores(rows: np.ndarray, message: type, *, penalty: bool, **at: int):
             u_encoded = codec.encode(x[rows] @ theta, what="partial scores", party=self.name)
-            loss_part = (self._loss_part(u_encoded, theta, len(rows), config, codec) if penalty
-                         else sum(v * v for v in u_encoded))
+            loss_part = self._loss_part(u_encoded, theta, config, codec, penalty=penalty)
             endpoint.send(label_holder, message(engine.encrypt(u_encoded),
                                                 engine.encrypt([loss_part])), **at)
             return u_encoded

@@ -164,8 +164,12 @@ class Federation:
             are C's; the IDs come from B's side of this simulation, as C
             never sees any.
         """
-        b = self._with_data(self.label_holder, label_holder_data)
-        holders = self._holders_with_data(feature_holder_data)
+        return self._predict(self._with_data(self.label_holder, label_holder_data),
+                             self._holders_with_data(feature_holder_data), deliver_to)
+
+    def _predict(self, b: LabelHolder, holders: list[FeatureHolder],
+                 deliver_to: str) -> pd.Series:
+        """Run the prediction protocol between parties already holding the rows."""
         names = [a.name for a in holders]
         c = self.coordinator.name
         target = {"B": b.name, "C": c}.get(deliver_to, deliver_to)
@@ -204,13 +208,13 @@ class Federation:
         hold the label column. Returns R², RMSE, MSE and MAE for linear
         models; AUC, accuracy and log-loss for logistic ones.
         """
-        frame = label_holder_data if label_holder_data is not None else None
-        b = self.label_holder if frame is None else self._with_data(self.label_holder, frame)
-        if frame is not None and self.label_holder.label_column not in frame.columns:
+        if (label_holder_data is not None
+                and self.label_holder.label_column not in label_holder_data.columns):
             raise MissingColumnError(
                 f"evaluation data has no label column {self.label_holder.label_column!r}; "
                 "add it (or call predict instead)", party=self.label_holder.name)
-        predictions = self.predict(label_holder_data, feature_holder_data)
+        b = self._with_data(self.label_holder, label_holder_data)
+        predictions = self._predict(b, self._holders_with_data(feature_holder_data), "B")
         index = {i: k for k, i in enumerate(b.table.ids)}
         truth = b.table.label[[index[i] for i in predictions.index]]
         return model_metrics(self.label_holder.model_.model, truth, predictions.to_numpy())

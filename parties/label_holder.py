@@ -156,8 +156,7 @@ class LabelHolder(DataParty):
         # v = u_B - y for squared loss; the Taylor residual 4d = u - 2y needs 2y.
         label_factor = 2.0 if config.model == "logistic" else 1.0
         theta = self._initial_weights(d)
-        # A random secret intercept hides sum(y^2) from the first loss C sees.
-        bias = float(y[train].mean() + y[train].std() * self._rng.normal())
+        bias = self._initial_intercept(y[train])
         self.initial_weights_, self.initial_intercept_ = theta.copy(), bias
         self.history_, self.batch_seeds_ = [], []
         optimizer = Optimizer(config, np.r_[np.ones(d, dtype=bool), False])
@@ -190,8 +189,8 @@ class LabelHolder(DataParty):
         def encrypted_loss(rows: np.ndarray, message: type, *, penalty: bool, **at: int):
             """Collect every [[u_Ak]]; form [[k d]] and the loss without its cross terms.
 
-            Returns the feature holders' messages, v encoded, [[k d]], the
-            partial [[S]] and the cross-term requests (recipient, [[U_j]]).
+            Returns [[sum_k u_Ak]], v encoded (so [[k d]] = [[sum u_Ak]] + v),
+            the partial [[S]] and the cross-term requests (recipient, [[U_j]]).
             """
             scores = [self._receive(endpoint, a, message, **at) for a in feature_holders]
             for a, part in zip(feature_holders, scores):
@@ -207,12 +206,11 @@ class LabelHolder(DataParty):
                 requests.append((feature_holders[j], suffix))
                 suffix = engine.add(suffix, scores[j].scores)
             u_a = suffix  # now the sum over every feature holder
-            plain = (self._loss_part(v_encoded, theta, len(rows), config, codec) if penalty
-                     else sum(e * e for e in v_encoded))
+            plain = self._loss_part(v_encoded, theta, config, codec, penalty=penalty)
             loss = engine.add_plain(engine.dot(u_a, [2 * e for e in v_encoded]), [plain])
             for part in scores:
                 loss = engine.add(loss, part.loss_part)
-            return scores, v_encoded, engine.add_plain(u_a, v_encoded), loss, requests
+            return u_a, v_encoded, loss, requests
 
         def ask_cross_terms(requests, **at: int) -> None:
             for name, values in requests:
@@ -240,8 +238,9 @@ class LabelHolder(DataParty):
                 rows = train[batch]
                 m = len(rows)
                 at = {"epoch": epoch, "batch": number}
-                _, _, residual, loss, requests = encrypted_loss(
+                u_a, v_encoded, loss, requests = encrypted_loss(
                     rows, EncryptedPartialScores, penalty=True, **at)
+                residual = engine.add_plain(u_a, v_encoded)
                 # Without re-randomisation A, who made [[u_A]], could divide it
                 # out of [[d]] and read u_B - y, hence y. Each A gets its own.
                 for a in feature_holders:
@@ -301,6 +300,14 @@ class LabelHolder(DataParty):
         self.model_ = ModelPart(self.name, self.role, list(self.table.feature_names),
                                 raw.tolist(), bias + own_offset + offsets, endpoint.session,
                                 config.model)
+
+    def _initial_intercept(self, y_train: np.ndarray) -> float:
+        """A random secret intercept around the labels' mean.
+
+        Secret and random, it hides sum(y^2) from the first loss C sees
+        (PROTOCOL.md, what each party learns).
+        """
+        return float(y_train.mean() + y_train.std() * self._rng.normal())
 
     def _agree_resume(self, endpoint: Endpoint, checkpoints: CheckpointStore | None,
                       identity: dict, feature_holders: list[str], coordinator: str

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from three_parties import KEY_BITS, models, start, wait_all, write_configs
+from three_parties import (KEY_BITS, models, start, wait_all, write_configs,
+                           write_diabetes_csvs)
 from vfl.audit import AuditLog, model_part_hash, table_fingerprint
 from vfl.cli import main
 from vfl.data import PartyTable, read_party_csv
-from vfl.datasets import DIABETES_FEATURE_HOLDER_COLUMNS, load_diabetes, split_vertically
 from vfl.errors import ConfigFileError
 from vfl.net import create_federation_certificates
 from vfl.party_config import load_party_config
@@ -34,12 +34,7 @@ def setup(tmp_path_factory):
     """Data, TLS certificates and one signing key per party."""
     folder = tmp_path_factory.mktemp("audit-net")
     create_federation_certificates(folder / "certs", NAMES)
-    a_frame, b_frame = split_vertically(
-        load_diabetes(), id_column="patient_id", label_column="progression",
-        feature_holder_columns=DIABETES_FEATURE_HOLDER_COLUMNS, seed=1)
-    data = {"A1": folder / "A1.csv", "B": folder / "B.csv"}
-    a_frame.to_csv(data["A1"], index=False)
-    b_frame.to_csv(data["B"], index=False)
+    data = write_diabetes_csvs(folder)
     keys = folder / "keys"
     for name in NAMES:
         assert main(["audit", "keygen", "--party", name, "--out", str(keys)]) == 0

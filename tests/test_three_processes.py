@@ -15,8 +15,7 @@ import pytest
 
 from parties import Coordinator, FeatureHolder, Federation, LabelHolder
 from three_parties import (KEY_BITS, SEEDS, checkpoint_epochs, kill9, models, parameters,
-                           start, wait_all, write_configs)
-from vfl.datasets import DIABETES_FEATURE_HOLDER_COLUMNS, load_diabetes, split_vertically
+                           start, wait_all, write_configs, write_diabetes_csvs)
 from vfl.net import create_federation_certificates
 from vfl.training import TrainingConfig
 
@@ -35,13 +34,7 @@ def certs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("data")
-    a_frame, b_frame = split_vertically(
-        load_diabetes(), id_column="patient_id", label_column="progression",
-        feature_holder_columns=DIABETES_FEATURE_HOLDER_COLUMNS, seed=1)
-    paths = {"A1": folder / "A1.csv", "B": folder / "B.csv"}
-    a_frame.to_csv(paths["A1"], index=False)
-    b_frame.to_csv(paths["B"], index=False)
-    return paths
+    return write_diabetes_csvs(folder)
 
 
 def in_process(data, config: TrainingConfig) -> np.ndarray:

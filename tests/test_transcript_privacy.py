@@ -11,7 +11,6 @@ import pickle
 import pytest
 
 from parties import FeatureHolder, Federation, LabelHolder
-from vfl.crypto.ciphertext import EncryptedVector
 from vfl.protocol.messages import (
     AlignmentKey,
     AlignmentTags,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vfl.datasets import DIABETES_FEATURE_HOLDER_COLUMNS, load_diabetes, split_vertically
 from vfl.model import ModelPart
 from vfl.party_config import free_loopback_ports, write_loopback_configs
 from vfl.training import TrainingConfig
@@ -20,6 +21,17 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("C", "B", "A1")
 SEEDS = {"A1": 31, "B": 32}
 KEY_BITS = 512
+
+
+def write_diabetes_csvs(folder: Path) -> dict[str, Path]:
+    """A1's and B's halves of the bundled diabetes data as CSV files in `folder`."""
+    a_frame, b_frame = split_vertically(
+        load_diabetes(), id_column="patient_id", label_column="progression",
+        feature_holder_columns=DIABETES_FEATURE_HOLDER_COLUMNS, seed=1)
+    paths = {"A1": folder / "A1.csv", "B": folder / "B.csv"}
+    a_frame.to_csv(paths["A1"], index=False)
+    b_frame.to_csv(paths["B"], index=False)
+    return paths
 
 
 def write_configs(folder: Path, data: dict[str, Path], certs: Path | None,

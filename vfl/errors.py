@@ -32,6 +32,7 @@ __all__ = [
     "InvalidIDError",
     "InvalidLabelError",
     "LabelInFeatureHolderError",
+    "MalformedMessageError",
     "MalformedRecordError",
     "MissingColumnError",
     "ModelFileError",
@@ -149,6 +150,14 @@ class UnexpectedMessageError(ProtocolError):
 
 class ConfigMismatchError(ProtocolError, ValueError):
     """Parties were started with different training configurations."""
+
+
+class MalformedMessageError(ProtocolError, ValueError):
+    """A message fits the step but its content does not: wrong length, missing value.
+
+    Raised by the receiver, naming the sender and the message; a peer that
+    sends it is faulty or hostile, and the run stops.
+    """
 
 
 class PeerAbortedError(ProtocolError):

@@ -1,14 +1,15 @@
-"""The three roles of vertical federated learning, an in-process runner, and estimators.
+"""The roles of federated learning, one subpackage per kind of federation.
+
+:mod:`parties.vertical` holds the vertical roles (feature holders, label
+holder, coordinator), the in-process federation and the estimators; they are
+re-exported here:
 
 >>> from parties import Coordinator, FeatureHolder, LabelHolder, Federation  # doctest: +SKIP
 >>> from parties import VerticalLinearRegression                            # doctest: +SKIP
 """
 
-from parties.coordinator import Coordinator
 from parties.estimators import VerticalLinearRegression, VerticalLogisticRegression
-from parties.federation import Federation
-from parties.feature_holder import FeatureHolder
-from parties.label_holder import LabelHolder
+from parties.vertical import Coordinator, FeatureHolder, Federation, LabelHolder
 
 __all__ = [
     "Coordinator",

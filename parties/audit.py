@@ -25,7 +25,7 @@ from vfl.audit import (
 )
 from vfl.errors import AuditKeyError
 
-from parties.federation import Federation
+from parties.vertical.federation import Federation
 
 __all__ = ["load_party_keys", "record_run"]
 
@@ -64,9 +64,9 @@ def record_run(federation: Federation, log_path: str | os.PathLike[str],
     data_parties = [*federation.feature_holders, federation.label_holder]
     fingerprints, hashes = {}, {}
     for party in data_parties:
-        if party.model_ is None or party._alignment_cache is None:
+        if party.model_ is None or party.aligned_ids_ is None:
             raise ValueError(f"party {party.name} has not been trained: fit first")
-        fingerprints[party.name] = table_fingerprint(party.table.take(party._alignment_cache))
+        fingerprints[party.name] = table_fingerprint(party.aligned)
         hashes[party.name] = model_part_hash(party.model_)
     names = [federation.coordinator.name, *(p.name for p in data_parties)]
     missing = [n for n in names if n not in keys]

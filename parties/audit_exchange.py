@@ -179,10 +179,10 @@ def _own_claim(config, party, audit: PartyAudit) -> AuditClaim:
     if config.role == "coordinator":
         return AuditClaim(audit.public_key, None, None, head_hash,
                           {"key_bits": config.key_bits, "backend": config.backend})
-    if party.model_ is None or party._alignment_cache is None:
+    if party.model_ is None or party.aligned_ids_ is None:
         raise ProtocolError("training ended without a model part; nothing to record",
                             party=config.name)
-    aligned = party.table.take(party._alignment_cache)
+    aligned = party.aligned
     return AuditClaim(audit.public_key, table_fingerprint(aligned),
                       model_part_hash(party.model_), head_hash)
 

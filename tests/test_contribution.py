@@ -9,7 +9,7 @@ import pytest
 
 from federation_checks import reference_run
 from parties import FeatureHolder, Federation, LabelHolder
-from parties.contribution import final_validation_loss
+from parties.vertical.contribution import final_validation_loss
 from vfl.errors import ConfigError
 from vfl.training import TrainingConfig
 

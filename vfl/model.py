@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from vfl.errors import ModelFileError
+from vfl.files import atomic_write_text
 
-__all__ = ["ModelPart", "atomic_write_text", "sigmoid"]
+__all__ = ["ModelPart", "sigmoid"]
 
 _FORMAT = "vfl-linear-model-part/1"
 
@@ -31,27 +31,6 @@ def sigmoid(score: np.ndarray) -> np.ndarray:
     e = np.exp(score[~positive])
     out[~positive] = e / (1.0 + e)
     return out
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a file so that readers see the old content or the new, never half.
-
-    The text goes to a temporary file in the same folder, is flushed to disk,
-    and replaces `path` in one rename.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True)

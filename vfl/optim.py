@@ -26,6 +26,7 @@ weight can become exactly zero. The intercept is never penalised.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,6 +35,7 @@ __all__ = [
     "PENALTIES",
     "SCHEDULES",
     "Optimizer",
+    "OptimizerState",
     "learning_rate_at",
     "penalty_value",
 ]
@@ -75,6 +77,29 @@ def penalty_value(config, weights: np.ndarray) -> float:
     return 0.0
 
 
+@dataclass
+class OptimizerState:
+    """What an optimiser remembers between steps (saved in every checkpoint).
+
+    Attributes
+    ----------
+    first : numpy.ndarray
+        Momentum velocity, or Adam's first moment.
+    second : numpy.ndarray
+        Adagrad's, RMSprop's or Adam's squared-gradient state.
+    steps : int
+        Updates made so far (Adam's bias correction).
+    """
+
+    first: np.ndarray
+    second: np.ndarray
+    steps: int
+
+    @classmethod
+    def zeros(cls, size: int) -> OptimizerState:
+        return cls(np.zeros(size), np.zeros(size), 0)
+
+
 class Optimizer:
     """The configured update rule for one party's block of parameters.
 
@@ -84,6 +109,9 @@ class Optimizer:
         Supplies ``optimizer``, its constants, ``penalty`` and ``alpha``.
     penalized : array of bool
         Which parameters carry the penalty (every weight; not the intercept).
+    state : OptimizerState, optional
+        Where to continue from (a checkpoint's); default zeros. Updated in
+        place by :meth:`step`.
 
     Examples
     --------
@@ -92,15 +120,17 @@ class Optimizer:
     >>> w = opt.step(np.array([1.0, 0.5]), np.array([0.2, -0.1]), lr=0.1)
     """
 
-    def __init__(self, config, penalized: np.ndarray) -> None:
+    def __init__(self, config, penalized: np.ndarray, state: OptimizerState | None = None
+                 ) -> None:
         if config.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {config.optimizer!r}")
         self.config = config
         self.penalized = np.asarray(penalized, dtype=bool)
         size = self.penalized.shape[0]
-        self._first = np.zeros(size)   # momentum velocity, Adam's first moment
-        self._second = np.zeros(size)  # Adagrad/RMSprop/Adam squared-gradient state
-        self._steps = 0
+        self.state = state if state is not None else OptimizerState.zeros(size)
+        if self.state.first.shape != (size,) or self.state.second.shape != (size,):
+            raise ValueError(f"optimizer state of size {self.state.first.shape} for "
+                             f"{size} parameters")
 
     def step(self, params: np.ndarray, gradient: np.ndarray, lr: float) -> np.ndarray:
         """Return the parameters after one update with the data-loss `gradient`.
@@ -123,27 +153,27 @@ class Optimizer:
                              f"{params.shape}")
         if c.penalty == "l2":
             g = g + c.alpha * np.where(self.penalized, params, 0.0)
-        self._steps += 1
+        self.state.steps += 1
         if c.optimizer == "sgd":
             step_size = np.full_like(params, lr)
             direction = g
         elif c.optimizer == "momentum":
-            self._first = c.momentum * self._first + g
-            direction = g + c.momentum * self._first if c.nesterov else self._first
+            self.state.first = c.momentum * self.state.first + g
+            direction = g + c.momentum * self.state.first if c.nesterov else self.state.first
             step_size = np.full_like(params, lr)
         elif c.optimizer == "adagrad":
-            self._second = self._second + g * g
-            step_size = lr / (np.sqrt(self._second) + c.epsilon)
+            self.state.second = self.state.second + g * g
+            step_size = lr / (np.sqrt(self.state.second) + c.epsilon)
             direction = g
         elif c.optimizer == "rmsprop":
-            self._second = c.rho * self._second + (1.0 - c.rho) * g * g
-            step_size = lr / (np.sqrt(self._second) + c.epsilon)
+            self.state.second = c.rho * self.state.second + (1.0 - c.rho) * g * g
+            step_size = lr / (np.sqrt(self.state.second) + c.epsilon)
             direction = g
         else:  # adam
-            self._first = c.beta1 * self._first + (1.0 - c.beta1) * g
-            self._second = c.beta2 * self._second + (1.0 - c.beta2) * g * g
-            first = self._first / (1.0 - c.beta1 ** self._steps)
-            second = self._second / (1.0 - c.beta2 ** self._steps)
+            self.state.first = c.beta1 * self.state.first + (1.0 - c.beta1) * g
+            self.state.second = c.beta2 * self.state.second + (1.0 - c.beta2) * g * g
+            first = self.state.first / (1.0 - c.beta1 ** self.state.steps)
+            second = self.state.second / (1.0 - c.beta2 ** self.state.steps)
             step_size = lr / (np.sqrt(second) + c.epsilon)
             direction = first
         updated = params - step_size * direction
@@ -151,14 +181,3 @@ class Optimizer:
             threshold = np.where(self.penalized, step_size * c.alpha, 0.0)
             updated = np.sign(updated) * np.maximum(np.abs(updated) - threshold, 0.0)
         return updated
-
-    def state(self) -> dict[str, object]:
-        """The optimiser's state, for checkpoints."""
-        return {"first": self._first.tolist(), "second": self._second.tolist(),
-                "steps": self._steps}
-
-    def restore(self, state: dict[str, object]) -> None:
-        """Resume from :meth:`state`."""
-        self._first = np.asarray(state["first"], dtype=np.float64)
-        self._second = np.asarray(state["second"], dtype=np.float64)
-        self._steps = int(state["steps"])  # type: ignore[arg-type]

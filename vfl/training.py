@@ -14,6 +14,7 @@ __all__ = [
     "EARLY_STOPPING",
     "MODELS",
     "StoppingRule",
+    "StoppingState",
     "TrainingConfig",
     "batch_plan",
     "smallest_batch",
@@ -193,40 +194,63 @@ class TrainingConfig:
         return asdict(self)
 
 
+@dataclass
+class StoppingState:
+    """What the stopping rule remembers between epochs (saved in C's checkpoints).
+
+    Attributes
+    ----------
+    previous : float or None
+        Training loss of the last epoch.
+    best : float or None
+        Lowest validation loss so far.
+    since_best : int
+        Epochs since the validation loss last improved by more than ``tol``.
+    """
+
+    previous: float | None = None
+    best: float | None = None
+    since_best: int = 0
+
+
 class StoppingRule:
     """The coordinator's decision after each epoch (see ``early_stopping``).
 
     The same object drives the federation and :mod:`vfl.reference`, so both
     stop after the same epoch.
+
+    Parameters
+    ----------
+    config : TrainingConfig
+    state : StoppingState, optional
+        Where to continue from (a checkpoint's); updated in place.
     """
 
-    def __init__(self, config: TrainingConfig) -> None:
+    def __init__(self, config: TrainingConfig, state: StoppingState | None = None) -> None:
         self.config = config
-        self._previous: float | None = None
-        self._best: float | None = None
-        self._since_best = 0
+        self.state = state if state is not None else StoppingState()
 
     def update(self, loss: float, validation_loss: float | None = None,
                votes: list[bool] | None = None) -> tuple[bool, bool]:
         """Record an epoch; return (stop, this epoch is the best on validation)."""
-        c = self.config
+        c, s = self.config, self.state
         best = False
         if validation_loss is not None:
-            if self._best is None or validation_loss < self._best - c.tol:
-                self._best, self._since_best, best = validation_loss, 0, True
+            if s.best is None or validation_loss < s.best - c.tol:
+                s.best, s.since_best, best = validation_loss, 0, True
             else:
-                self._since_best += 1
+                s.since_best += 1
         if c.early_stopping == "loss":
-            stop = self._previous is not None and abs(self._previous - loss) <= c.tol
+            stop = s.previous is not None and abs(s.previous - loss) <= c.tol
         elif c.early_stopping == "weights":
             if votes is None:
                 raise ValueError("weight-change stopping needs every party's vote")
             stop = all(votes)
         elif c.early_stopping == "validation":
-            stop = self._since_best >= c.patience
+            stop = s.since_best >= c.patience
         else:
             stop = False
-        self._previous = loss
+        s.previous = loss
         return stop, best
 
 

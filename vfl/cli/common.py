@@ -39,7 +39,7 @@ def write_outputs(out_dir: str, files: Mapping[str, str], inputs: list[str]) -> 
     InputDataError
         If an output would overwrite one of the input files.
     """
-    from vfl.model import atomic_write_text
+    from vfl.files import atomic_write_text
 
     targets = {os.path.realpath(os.path.join(out_dir, name)) for name in files}
     clash = targets & {os.path.realpath(p) for p in inputs}

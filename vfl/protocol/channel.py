@@ -195,46 +195,6 @@ class InProcessNetwork:
         """Every envelope delivered to `party`, in order (needs ``record=True``)."""
         return [e for e in self.transcript if e.recipient == party]
 
-    def run(self, tasks: Mapping[str, Callable[[Endpoint], Any]], *,
-            prefer: str | None = None) -> dict[str, Any]:
-        """Run ``tasks[name](endpoint)`` for each party in its own thread.
-
-        A failing party aborts its links, so the others stop waiting instead
-        of timing out. The error raised is the root cause: one that is not a
-        reaction to another party's abort, `prefer`'s if that party failed on
-        its own, otherwise the earliest.
-
-        Returns
-        -------
-        dict
-            Each party's return value.
-        """
-        results: dict[str, Any] = {}
-        errors: dict[str, BaseException] = {}  # in the order they happened
-        lock = threading.Lock()
-
-        def work(name: str) -> None:
-            endpoint = self.endpoint(name)
-            try:
-                results[name] = tasks[name](endpoint)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                with lock:
-                    errors[name] = exc
-                endpoint.abort(f"{type(exc).__name__}: {exc}")
-
-        threads = [threading.Thread(target=work, args=(name,), name=f"party-{name}",
-                                    daemon=True) for name in tasks]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            own = {n: e for n, e in errors.items() if not isinstance(e, PeerAbortedError)}
-            if prefer in own:
-                raise own[prefer]
-            raise next(iter((own or errors).values()))
-        return results
-
 
 class _QueueEndpoint(Endpoint):
     def __init__(self, network: InProcessNetwork, name: str) -> None:

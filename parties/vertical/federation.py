@@ -19,11 +19,13 @@ from vfl.metrics import model_metrics
 from vfl.progress import EpochProgress
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
 from vfl.psi import DEFAULT_ALIGNMENT
+from vfl.runtime.inprocess import run_parties
 from vfl.training import TrainingConfig
 
-from parties.coordinator import Coordinator
-from parties.feature_holder import FeatureHolder
-from parties.label_holder import LabelHolder
+from parties.vertical.contribution import ContributionReport, measure_contributions
+from parties.vertical.coordinator import Coordinator
+from parties.vertical.feature_holder import FeatureHolder
+from parties.vertical.label_holder import LabelHolder
 
 __all__ = ["Federation"]
 
@@ -123,6 +125,12 @@ class Federation:
         finally:
             b_party.progress = None
         return self
+
+    def with_parties(self, coordinator: Coordinator, label_holder: LabelHolder,
+                     feature_holders: Sequence[FeatureHolder]) -> Federation:
+        """A new federation of other parties with this one's settings (not fitted)."""
+        return Federation(coordinator, label_holder, feature_holders, config=self.config,
+                          alignment=self.alignment, timeout=self.timeout, record=self.record)
 
     @property
     def history_(self) -> pd.DataFrame:
@@ -232,8 +240,10 @@ class Federation:
             raise ValueError(f"no feature holder named {', '.join(sorted(unknown))}")
         return [self._with_data(a, data.get(a.name)) for a in self.feature_holders]
 
-    def contributions(self, method: str = "leave-one-out", *, on_coalition=None):
-        """Each party's contribution to the validation loss (see :mod:`parties.contribution`).
+    def contributions(self, method: str = "leave-one-out", *,
+                      on_coalition: Callable[..., None] | None = None) -> ContributionReport:
+        """Each party's contribution to the validation loss (see
+        :mod:`parties.vertical.contribution`).
 
         Parameters
         ----------
@@ -243,10 +253,8 @@ class Federation:
 
         Returns
         -------
-        parties.contribution.ContributionReport
+        parties.vertical.contribution.ContributionReport
         """
-        from parties.contribution import measure_contributions
-
         return measure_contributions(self, method=method, on_coalition=on_coalition)
 
     @staticmethod
@@ -274,4 +282,4 @@ class Federation:
                  *(a.name for a in self.feature_holders)]
         network = InProcessNetwork(names, session, timeout=self.timeout, record=self.record)
         self.network_, self.session_ = network, session
-        network.run(tasks)
+        run_parties(network, tasks)

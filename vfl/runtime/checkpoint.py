@@ -15,11 +15,14 @@ the label holder which epochs it holds and B picks the latest one all hold
 fresh key, alignment is deterministic), so training from that epoch on ends
 with the weights of an uninterrupted run.
 
-File format ``vfl-checkpoint/1``: a JSON object with ``format``, ``party``,
-``run_id``, ``epoch``, ``identity``, ``state`` and ``sha256``, the SHA-256 of
-the object's other keys as sorted, compact JSON, so a damaged file is found
-even where it still parses. Files are written with
-:func:`vfl.model.atomic_write_text` (temporary file, fsync, rename), so a
+File format ``vfl-checkpoint/2``: a JSON object with ``format``, ``party``,
+``run_id``, ``epoch``, ``layout``, ``identity``, ``state`` and ``sha256``,
+the SHA-256 of the object's other keys as sorted, compact JSON, so a damaged
+file is found even where it still parses. ``state`` is the role's state
+dataclass (:mod:`vfl.runtime.state`) and ``layout`` names it; a file of the
+older ``vfl-checkpoint/1`` format (loose dicts), or of another layout, is
+refused by name, never half-read. Files are written with
+:func:`vfl.files.atomic_write_text` (temporary file, fsync, rename), so a
 crash leaves the old file or the new one, never half of one.
 """
 
@@ -32,39 +35,33 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import Any, Generic, TypeVar
 
 from vfl.errors import CheckpointError
-from vfl.model import atomic_write_text
+from vfl.files import atomic_write_text, sync_folder
+from vfl.runtime.state import RoleState, state_from_json, state_to_json
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointStore", "agree_resume_epoch"]
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "vfl-checkpoint/1"
+CHECKPOINT_FORMAT = "vfl-checkpoint/2"
+#: Formats this version recognises but cannot resume (their state was a loose dict).
+OLDER_FORMATS = ("vfl-checkpoint/1",)
 #: Checkpoints kept per party: parties can be one epoch apart.
 KEEP = 2
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready form of numpy values (float64 -> float keeps every bit)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint")
-
-
 def _digest(record: Mapping[str, Any]) -> str:
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True,
-                      default=_plain)
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class CheckpointStore:
-    """One party's checkpoint folder.
+S = TypeVar("S", bound=RoleState)
+
+
+class CheckpointStore(Generic[S]):
+    """One party's checkpoint folder, holding states of one type.
 
     Parameters
     ----------
@@ -75,6 +72,9 @@ class CheckpointStore:
         The party's name; only its files are read.
     run_id : str
         The federation run; checkpoints of another run are refused.
+    state_type : type
+        The role's state dataclass (a :class:`~vfl.runtime.state.RoleState`
+        with a ``LAYOUT``); a checkpoint of another layout is refused.
 
     Notes
     -----
@@ -83,19 +83,23 @@ class CheckpointStore:
     epoch.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], *, party: str, run_id: str) -> None:
+    def __init__(self, folder: str | os.PathLike[str], *, party: str, run_id: str,
+                 state_type: type[S]) -> None:
         if not run_id:
             raise CheckpointError("a checkpoint store needs a non-empty run id", party=party)
+        if not state_type.LAYOUT:
+            raise TypeError(f"{state_type.__name__} names no LAYOUT")
         self.folder = Path(folder)
         self.party = party
         self.run_id = run_id
+        self.state_type = state_type
         self._identity: dict[str, Any] | None = None
-        self._usable: dict[int, dict[str, Any]] = {}
+        self._usable: dict[int, S] = {}
         #: Damaged files found by :meth:`scan`: epoch -> reason (naming the file).
         self.damaged: dict[int, str] = {}
         #: Called as ``on_state(epoch, state)`` whenever a state is loaded or
         #: saved (e.g. to notice the last epoch).
-        self.on_state: Callable[[int, Mapping[str, Any]], None] | None = None
+        self.on_state: Callable[[int, S], None] | None = None
 
     def __repr__(self) -> str:
         return f"CheckpointStore({str(self.folder)!r}, party={self.party!r}, run={self.run_id!r})"
@@ -136,43 +140,53 @@ class CheckpointStore:
         Raises
         ------
         CheckpointError
-            If an intact checkpoint belongs to another run, party or identity:
-            resuming from it would silently mix two trainings.
+            If an intact checkpoint belongs to another run, party, identity or
+            state layout, or is of an older format: resuming from it would
+            silently mix two trainings.
         """
-        self._identity = json.loads(json.dumps(dict(identity), default=_plain))
+        self._identity = json.loads(json.dumps(dict(identity)))
         self._usable, self.damaged = {}, {}
         for epoch, path in sorted(self._files().items()):
             try:
                 record = self._read(path)
-            except CheckpointError as exc:
+            except _Damaged as exc:
                 self.damaged[epoch] = str(exc)
                 log.warning("%s", exc)
                 continue
             self._check_identity(record, path)
-            self._usable[epoch] = record["state"]
+            self._usable[epoch] = state_from_json(self.state_type, record["state"],
+                                                  where=f"checkpoint {path}")
         return sorted(self._usable)
 
     def _read(self, path: Path) -> dict[str, Any]:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}",
-                                  party=self.party) from None
+            raise _Damaged(f"cannot read checkpoint {path}: {exc.strerror}",
+                           party=self.party) from None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"checkpoint {path} is damaged (not JSON: {exc})",
-                                  party=self.party) from None
-        if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint",
-                                  party=self.party)
+            raise _Damaged(f"checkpoint {path} is damaged (not JSON: {exc})",
+                           party=self.party) from None
+        found = record.get("format") if isinstance(record, dict) else None
+        if found in OLDER_FORMATS:
+            # Intact but unusable: refused outright, not skipped as damaged,
+            # so an upgrade never silently restarts a run from scratch.
+            raise CheckpointError(
+                f"checkpoint {path} has the older layout {found}, which this version cannot "
+                f"resume (it reads {CHECKPOINT_FORMAT}); finish that run with the version that "
+                "started it, or start a new run (another run_id or an empty checkpoint "
+                "folder)", party=self.party)
+        if found != CHECKPOINT_FORMAT:
+            raise _Damaged(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint", party=self.party)
         stored = record.pop("sha256", None)
         if stored != _digest(record):
-            raise CheckpointError(f"checkpoint {path} is damaged: its content does not match "
-                                  "its SHA-256", party=self.party)
-        missing = {"party", "run_id", "epoch", "identity", "state"} - set(record)
+            raise _Damaged(f"checkpoint {path} is damaged: its content does not match "
+                           "its SHA-256", party=self.party)
+        missing = {"party", "run_id", "epoch", "layout", "identity", "state"} - set(record)
         if missing:
-            raise CheckpointError(f"checkpoint {path} lacks {', '.join(sorted(missing))}",
-                                  party=self.party)
-        return record
+            raise _Damaged(f"checkpoint {path} lacks {', '.join(sorted(missing))}",
+                           party=self.party)
+        return dict(record)
 
     def _check_identity(self, record: Mapping[str, Any], path: Path) -> None:
         advice = ("; to start a new training, give this run another run_id or an empty "
@@ -180,6 +194,11 @@ class CheckpointStore:
         if record["party"] != self.party:
             raise CheckpointError(f"checkpoint {path} is party {record['party']}'s",
                                   party=self.party)
+        if record["layout"] != self.state_type.LAYOUT:
+            raise CheckpointError(
+                f"checkpoint {path} holds state layout {record['layout']!r}, this party "
+                f"keeps {self.state_type.LAYOUT!r}; it was written by another version or "
+                f"role{advice}", party=self.party)
         if record["run_id"] != self.run_id:
             raise CheckpointError(f"checkpoint {path} belongs to run {record['run_id']!r}, not "
                                   f"to this run {self.run_id!r}{advice}", party=self.party)
@@ -193,7 +212,7 @@ class CheckpointStore:
             raise CheckpointError(f"checkpoint {path} was written with other settings or data: "
                                   f"{details}{advice}", party=self.party)
 
-    def load(self, epoch: int | None) -> dict[str, Any] | None:
+    def load(self, epoch: int | None) -> S | None:
         """The state saved after `epoch` (None: a fresh start, nothing to load).
 
         Raises
@@ -217,27 +236,40 @@ class CheckpointStore:
 
     # --- writing ------------------------------------------------------------------
 
-    def save(self, epoch: int, state: Mapping[str, Any]) -> Path:
-        """Write the state after `epoch` atomically, then drop all but the last two."""
+    def save(self, epoch: int, state: S) -> Path:
+        """Write the state after `epoch` atomically, then drop all but the last two.
+
+        The file holds exactly ``state`` (see :func:`~vfl.runtime.state.state_to_json`);
+        a later :meth:`load` gives an equal dataclass back.
+        """
         if self._identity is None:
             raise RuntimeError("scan() the checkpoints before saving one")
-        record = {"format": CHECKPOINT_FORMAT, "party": self.party, "run_id": self.run_id,
-                  "epoch": epoch, "identity": self._identity,
-                  "state": json.loads(json.dumps(dict(state), default=_plain))}
+        if not isinstance(state, self.state_type):
+            raise TypeError(f"this store keeps {self.state_type.__name__}, not "
+                            f"{type(state).__name__}")
+        record: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT, "party": self.party, "run_id": self.run_id,
+            "epoch": epoch, "layout": self.state_type.LAYOUT, "identity": self._identity,
+            "state": state_to_json(state)}
         record["sha256"] = _digest(record)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path(epoch)
         atomic_write_text(path, json.dumps(record, indent=1, allow_nan=True) + "\n")
-        _sync_folder(self.folder)
-        self._usable[epoch] = record["state"]
+        sync_folder(self.folder)
+        # What a later load() returns: decoded from the JSON, never the live object.
+        self._usable[epoch] = state_from_json(self.state_type, record["state"])
         self.damaged.pop(epoch, None)
         for old, old_path in self._files().items():
             if old <= epoch - KEEP:
                 old_path.unlink(missing_ok=True)
                 self._usable.pop(old, None)
         if self.on_state is not None:
-            self.on_state(epoch, record["state"])
+            self.on_state(epoch, state)
         return path
+
+
+class _Damaged(CheckpointError):
+    """A file that cannot be read as a checkpoint: skipped, the previous one is used."""
 
 
 def _describe_change(key: str, saved: Any, now: Any) -> str:
@@ -248,20 +280,6 @@ def _describe_change(key: str, saved: Any, now: Any) -> str:
     if key.endswith("fingerprint"):
         return f"{key} changed (the data is not the same)"
     return f"{key} {saved!r} -> {now!r}"
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def agree_resume_epoch(holdings: Mapping[str, Sequence[int]], *,

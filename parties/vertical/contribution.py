@@ -12,13 +12,15 @@ columns of S:
                  |S|! (n - |S| - 1)! / n! * (v(S + p) - v(S))
 
 Every coalition that includes a feature holder is trained by the federation
-itself, on the rows of the first run's private alignment and with its key
-pair (``reuse_alignment``/``reuse_key``), with the same validation rows. The
-validation loss comes out of the protocol encrypted and is decrypted by C,
-as in any run; no party reveals its data. A coalition without any feature
-holder involves only B's own data, so B trains it alone with the same rule
-(:func:`vfl.reference.train_centralized` on B's columns): there is nothing
-to protect from anyone.
+itself, as a fresh run of fresh party objects: each member holds only its
+rows of the first run's private alignment (aligned again, privately, which
+changes nothing), C serves the first run's key pair, and B holds out the
+same validation rows (the first run's split seed). The validation loss comes
+out of the protocol encrypted and is decrypted by C, as in any run; no party
+reveals its data. The parties of the first run are never touched. A
+coalition without any feature holder involves only B's own data, so B trains
+it alone with the same rule (:meth:`LabelHolder.train_alone`): there is
+nothing to protect from anyone.
 
 What the parties learn beyond a normal run: C and B see the validation loss
 of every coalition trained, which is exactly what the report publishes.
@@ -30,19 +32,39 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pandas as pd
 
 from vfl.errors import ConfigError
-from vfl.reference import train_centralized
-from vfl.training import StoppingRule, TrainingConfig, training_labels, validation_split
+from vfl.training import StoppingRule, TrainingConfig
 
-from parties.federation import Federation
-from parties.label_holder import LabelHolder
+from parties.vertical.coordinator import Coordinator
+from parties.vertical.feature_holder import FeatureHolder
+from parties.vertical.label_holder import LabelHolder
 
 __all__ = ["CONTRIBUTION_METHODS", "ContributionReport", "measure_contributions"]
 
 CONTRIBUTION_METHODS = ("leave-one-out", "shapley")
+
+
+class Federation(Protocol):
+    """What contribution accounting needs of a federation
+    (:class:`parties.vertical.federation.Federation` is one)."""
+
+    config: TrainingConfig
+    coordinator: Coordinator
+    label_holder: LabelHolder
+    feature_holders: list[FeatureHolder]
+    session_: str | None
+
+    @property
+    def history_(self) -> pd.DataFrame: ...
+
+    def fit(self) -> Federation: ...
+
+    def with_parties(self, coordinator: Coordinator, label_holder: LabelHolder,
+                     feature_holders: list[FeatureHolder]) -> Federation: ...
 
 
 @dataclass(frozen=True)
@@ -93,8 +115,8 @@ def final_validation_loss(history: pd.DataFrame, config: TrainingConfig) -> floa
 
 
 def measure_contributions(federation: Federation, *, method: str = "leave-one-out",
-                          on_coalition: Callable[[tuple[str, ...], Federation], None]
-                          | None = None) -> ContributionReport:
+                          on_coalition: Callable[..., None] | None = None
+                          ) -> ContributionReport:
     """Train the coalitions `method` needs and attribute the validation-loss drop.
 
     Parameters
@@ -138,81 +160,44 @@ def measure_contributions(federation: Federation, *, method: str = "leave-one-ou
     else:
         needed = [c for size in range(len(players)) for c in
                   itertools.combinations(players, size)]
-    # Coalition runs retrain the same party objects: keep their trained state
-    # (models, histories, secrets of the grand coalition) and give it back.
-    parties = [federation.coordinator, b, *holders.values()]
-    saved = [(party, dict(vars(party))) for party in parties]
-    try:
-        federation.coordinator.reuse_key = True
-        for party in (b, *holders.values()):
-            party.reuse_alignment = True
-        for coalition in needed:
-            if coalition in losses:
-                continue
-            members = [holders[name] for name in coalition if name in holders]
-            label_holder = b if b.name in coalition else _without_features(b)
-            if not members:
-                losses[coalition] = _train_alone(label_holder, config)
-                continue
-            run = Federation(federation.coordinator, label_holder, members, config=config,
-                             alignment=federation.alignment, timeout=federation.timeout)
-            run.fit()
-            losses[coalition] = final_validation_loss(run.history_, config)
-            if on_coalition:
-                on_coalition(coalition, run)
-    finally:
-        for party, state in saved:
-            party.__dict__.clear()
-            party.__dict__.update(state)
+    # Each coalition is a fresh run of fresh parties on the grand coalition's
+    # aligned rows, validation rows and key pair; the parties above keep their results.
+    split_seed = b.split_seed_
+    for coalition in needed:
+        if coalition in losses:
+            continue
+        members = [holders[name].on_aligned_rows() for name in coalition if name in holders]
+        label_holder = b.on_aligned_rows(
+            split_seed=split_seed, **({} if b.name in coalition else {"feature_columns": []}))
+        if not members:
+            losses[coalition] = final_validation_loss(label_holder.train_alone(config), config)
+            continue
+        run = federation.with_parties(federation.coordinator.with_same_key(), label_holder,
+                                      members)
+        run.fit()
+        losses[coalition] = final_validation_loss(run.history_, config)
+        if on_coalition:
+            on_coalition(coalition, run)
 
+    return ContributionReport(method, players, _attribute(method, players, losses), losses)
+
+
+def _attribute(method: str, players: tuple[str, ...],
+               losses: dict[tuple[str, ...], float]) -> dict[str, float]:
+    """Each player's share of the value v(S) = L_val(empty) - L_val(S) (module docstring)."""
     value = {c: losses[()] - loss for c, loss in losses.items()}
     if method == "leave-one-out":
-        contributions = {p: value[players] - value[tuple(q for q in players if q != p)]
-                         for p in players}
-    else:
-        n = len(players)
-        contributions = {}
-        for p in players:
-            others = [q for q in players if q != p]
-            total = 0.0
-            for size in range(n):
-                weight = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
-                for subset in itertools.combinations(others, size):
-                    with_p = tuple(q for q in players if q in subset or q == p)
-                    total += weight * (value[with_p] - value[tuple(subset)])
-            contributions[p] = total
-    return ContributionReport(method, players, contributions, losses)
-
-
-def _without_features(b: LabelHolder) -> LabelHolder:
-    """B holding only IDs and labels, on the same aligned rows and validation split."""
-    frame = pd.DataFrame({b.id_column: b.table.ids, b.label_column: b.table.label})
-    view = LabelHolder(frame, id_column=b.id_column, label_column=b.label_column,
-                       name=b.name, feature_columns=[], seed=int(b._rng.integers(0, 2**63 - 1)),
-                       source=b.table.source)
-    view._alignment_cache = b._alignment_cache
-    view.split_seed_ = b.split_seed_
-    view.reuse_alignment = True
-    return view
-
-
-def _train_alone(b: LabelHolder, config: TrainingConfig) -> float:
-    """Validation loss of the model B trains on its own columns (no other party involved)."""
-    positions = b._alignment_cache
-    if positions is None or b.split_seed_ is None:
-        raise RuntimeError("the grand coalition must be trained first")
-    aligned = b.table.take(positions)
-    d = aligned.features.shape[1]
-    # B's own secrets, drawn as in a federated run.
-    initial = b._initial_weights(d)
-    seeds = [int(s) for s in b._rng.integers(0, 2**63 - 1, size=config.epochs)]
-    y = training_labels(aligned.label, config, party=b.name, source=aligned.source,
-                        column=b.label_column)
-    train, _ = validation_split(len(y), config.validation_fraction, b.split_seed_)
-    intercept = b._initial_intercept(y[train])
-    result = train_centralized(aligned.features, aligned.label, config, initial_weights=initial,
-                               initial_intercept=intercept, batch_seeds=seeds,
-                               split_seed=b.split_seed_, blocks=[d])
-    history = pd.DataFrame({"loss": result.history,
-                            "validation_loss": result.validation_history})
-    return final_validation_loss(history, config)
+        return {p: value[players] - value[tuple(q for q in players if q != p)]
+                for p in players}
+    n = len(players)
+    contributions = {}
+    for p in players:
+        others = [q for q in players if q != p]
+        total = 0.0
+        for size in range(n):
+            weight = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
+            for subset in itertools.combinations(others, size):
+                with_p = tuple(q for q in players if q in subset or q == p)
+                total += weight * (value[with_p] - value[tuple(subset)])
+        contributions[p] = total
+    return contributions

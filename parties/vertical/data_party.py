@@ -1,0 +1,264 @@
+"""What the feature holders and the label holder share: their data, its preparation, their model part.
+
+The protocol steps themselves live in :mod:`parties.vertical.feature_holder`
+and :mod:`parties.vertical.label_holder`; the lifecycle around them in
+:class:`vfl.runtime.Session`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from vfl.audit.fingerprint import table_fingerprint
+from vfl.crypto import FixedPointCodec, unmask
+from vfl.data import PartyTable, Standardizer, read_party_csv
+from vfl.errors import BatchTooSmallError, ConfigMismatchError
+from vfl.model import ModelPart
+from vfl.optim import penalty_value
+from vfl.protocol.channel import Endpoint
+from vfl.protocol.messages import DecryptedMaskedGradient, TrainingPlan
+from vfl.runtime.role import Role, expect_length
+from vfl.runtime.state import RoleState
+from vfl.training import TrainingConfig, smallest_batch, validation_split
+
+__all__ = ["DataParty", "PreparedRows"]
+
+S = TypeVar("S", bound=RoleState)
+D = TypeVar("D", bound="DataParty[Any]")
+
+
+@dataclass(frozen=True)
+class PreparedRows:
+    """A run's aligned rows, split, standardised and encoded as the plan says.
+
+    Derived from the data and the plan at the start of every run (also a
+    resumed one), so never saved.
+
+    Attributes
+    ----------
+    aligned : PartyTable
+        This party's rows shared by all parties, in the agreed order.
+    scaler : Standardizer
+        Fitted on the training rows only.
+    x : numpy.ndarray
+        Standardised features of every aligned row.
+    encoded : list of list of int
+        The same, fixed-point encoded.
+    train, validation : numpy.ndarray
+        Positions (in `aligned`) of the training and held-out rows.
+    """
+
+    aligned: PartyTable
+    scaler: Standardizer
+    x: np.ndarray
+    encoded: list[list[int]]
+    train: np.ndarray
+    validation: np.ndarray
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x.shape[1])
+
+
+class DataParty(Role[S]):
+    """A party that holds rows of data: feature holder or label holder.
+
+    Learned attributes (after training) end in ``_``: ``coef_`` (a Series of
+    raw-unit weights indexed by feature name), ``model_`` (the
+    :class:`~vfl.model.ModelPart` to save), ``aligned_rows_``,
+    ``aligned_ids_`` and ``validation_rows_``.
+    """
+
+    is_label_holder: ClassVar[bool] = False
+
+    def __init__(self, data: pd.DataFrame, *, id_column: str, name: str,
+                 label_column: str | None = None,
+                 feature_columns: list[str] | None = None,
+                 seed: int | None = None, source: str | None = None,
+                 model: ModelPart | None = None) -> None:
+        super().__init__(name)
+        self.id_column = id_column
+        self.label_column = label_column
+        self.feature_columns = feature_columns
+        self.table = PartyTable.from_frame(
+            data, party=name, id_column=id_column, label_column=label_column,
+            is_label_holder=self.is_label_holder, feature_columns=feature_columns,
+            source=source)
+        # An unseeded party draws its secrets from the OS CSPRNG, once: every
+        # run of this party object starts its secret stream from this seed.
+        self.seed = seed if seed is not None else secrets.randbits(63)
+        self.model_: ModelPart | None = model
+        #: This party's own IDs of the shared rows, in the agreed order.
+        self.aligned_ids_: list[str] | None = None
+        #: Positions (in the aligned order) of the rows held out for validation.
+        self.validation_rows_: np.ndarray | None = None
+        # Set by each run, read by its steps (see _begin_run).
+        self._rng = np.random.default_rng(self.seed)
+        self._config = TrainingConfig()
+        self._alignment = ""
+        self._codec = FixedPointCodec()
+        self._aligned: PartyTable | None = None
+        self._rows: PreparedRows | None = None
+
+    @classmethod
+    def from_csv(cls: type[D], path: str | os.PathLike[str], *, id_column: str,
+                 **kwargs: Any) -> D:
+        """Build the party from a CSV file (read only, never modified)."""
+        name = str(kwargs.get("name", cls._default_name()))
+        frame = read_party_csv(path, party=name, id_column=id_column)
+        return cls(frame, id_column=id_column, source=os.fspath(path), **kwargs)
+
+    @classmethod
+    def _default_name(cls) -> str:
+        return "B" if cls.is_label_holder else "A1"
+
+    @property
+    def aligned_rows_(self) -> int | None:
+        """Number of rows shared by every party in the last run."""
+        return None if self.aligned_ids_ is None else len(self.aligned_ids_)
+
+    @property
+    def coef_(self) -> pd.Series:
+        """Raw-unit weights of this party's features."""
+        if self.model_ is None:
+            raise AttributeError(f"party {self.name} has not been trained or loaded yet")
+        return pd.Series(self.model_.weights, index=self.model_.features, name=self.name)
+
+    def save_model(self, path: str | os.PathLike[str]) -> None:
+        """Save this party's part of the model (and nothing of any other party)."""
+        if self.model_ is None:
+            raise AttributeError(f"party {self.name} has no model to save yet")
+        self.model_.save(path)
+
+    def load_model(self, path: str | os.PathLike[str]) -> None:
+        """Load this party's saved part, checking it matches the data's columns."""
+        part = ModelPart.load(path, party=self.name)
+        if part.features != self.table.feature_names:
+            raise ValueError(
+                f"party {self.name}: the model in {os.fspath(path)} uses features "
+                f"{part.features}, the data has {self.table.feature_names}")
+        self.model_ = part
+
+    def on_aligned_rows(self: D, **overrides: Any) -> D:
+        """A new party like this one holding only the rows of its last run's alignment.
+
+        Same name, columns and secret seed; `overrides` replace constructor
+        arguments (e.g. ``feature_columns=[]``). For further runs on exactly
+        those rows, such as contribution coalitions; this party is unchanged.
+        """
+        aligned = self.aligned
+        frame = pd.DataFrame(aligned.features, columns=aligned.feature_names)
+        frame.insert(0, self.id_column, aligned.ids)
+        if aligned.label is not None:
+            frame[self.label_column] = aligned.label
+        arguments: dict[str, Any] = {
+            "id_column": self.id_column, "name": self.name, "label_column": self.label_column,
+            "feature_columns": list(aligned.feature_names), "seed": self.seed,
+            "source": aligned.source, **overrides}
+        return type(self)(frame, **arguments)
+
+    # --- run-wide set-up, shared by A and B ---------------------------------------------
+
+    def _begin_run(self, config: TrainingConfig, alignment: str) -> None:
+        """Forget the last run's working data; restart the secret stream from the seed."""
+        self._config, self._alignment = config, alignment
+        self._rng = np.random.default_rng(self.seed)
+        self._aligned, self._rows, self.state = None, None, None
+
+    @property
+    def max_epochs(self) -> int:
+        return self._config.epochs
+
+    @property
+    def rows(self) -> PreparedRows:
+        if self._rows is None:
+            raise RuntimeError(f"party {self.name}: no plan agreed yet")
+        return self._rows
+
+    @property
+    def aligned(self) -> PartyTable:
+        """This run's rows shared by every party, in the agreed order."""
+        if self._aligned is None:
+            raise RuntimeError(f"party {self.name}: not aligned yet")
+        return self._aligned
+
+    def _take_aligned(self, positions: np.ndarray) -> None:
+        self._aligned = self.table.take(positions)
+        self.aligned_ids_ = list(self._aligned.ids)
+
+    def _data_identity(self, **peers: object) -> dict[str, Any]:
+        """What a checkpoint of this party must match to be resumed."""
+        aligned = self.aligned
+        return {"role": self.role, "config": self._config.to_dict(), **peers,
+                "alignment": self._alignment,
+                "data_fingerprint": table_fingerprint(self.table),
+                "aligned_fingerprint": table_fingerprint(aligned)}
+
+    def _check_plan(self, plan: TrainingPlan, sender: str) -> None:
+        if plan.config != self._config:
+            raise ConfigMismatchError(
+                f"{sender} runs {plan.config}, this party was configured with {self._config}; "
+                "start every party with the same training parameters", party=self.name)
+
+    def _check_batch_size(self, n_rows: int) -> None:
+        """Refuse batches small enough for the gradient to reveal residuals."""
+        config = self._config
+        d = self.table.features.shape[1]
+        smallest = smallest_batch(n_rows, config.batch_size)
+        if d and smallest <= config.min_batch_factor * d:
+            raise BatchTooSmallError(
+                f"with {d} features this party needs batches of more than "
+                f"{config.min_batch_factor:g} x {d} = {config.min_batch_factor * d:g} rows, but "
+                f"the smallest batch has {smallest} of the {n_rows} training rows: raise the "
+                "batch size (or use full batch)", party=self.name)
+
+    def _prepare(self, plan: TrainingPlan) -> PreparedRows:
+        """Split, check, standardise and encode the aligned rows as the plan says."""
+        config, codec, aligned = plan.config, self._codec, self.aligned
+        train, validation = validation_split(len(aligned), config.validation_fraction,
+                                             plan.split_seed)
+        self._check_batch_size(len(train))
+        codec.check_capacity(self.engine.n, max(len(train), len(validation)), party=self.name)
+        scaler = Standardizer.fit(aligned.take(train), config.standardize)
+        x = scaler.transform(aligned.features)
+        encoded = codec.encode_matrix(x, what="features", party=self.name)
+        self.validation_rows_ = validation
+        self._rows = PreparedRows(aligned, scaler, x, encoded, train, validation)
+        return self._rows
+
+    # --- pieces of the protocol steps -----------------------------------------------------
+
+    def _loss_part(self, u_encoded: list[int], weights: np.ndarray, *, penalty: bool) -> int:
+        """This party's plaintext share of S at product scale: sum u^2, plus
+        2 m k penalty(w) on training batches (validation losses carry no penalty)."""
+        squares = sum(v * v for v in u_encoded)
+        if not penalty:
+            return squares
+        config = self._config
+        term = 2 * len(u_encoded) * config.residual_factor * penalty_value(config, weights)
+        return squares + self._codec.encode([term], scale_power=2, what="penalty term",
+                                            party=self.name)[0]
+
+    def _unmask_gradient(self, reply: DecryptedMaskedGradient, masks: list[int],
+                         scale: float, sender: str) -> np.ndarray:
+        """Decoded gradient sums from C's reply, divided by `scale` (k m)."""
+        expect_length(reply.values, len(masks), sender=sender,
+                      message="DecryptedMaskedGradient", what="values", party=self.name)
+        codec, n = self._codec, self.engine.n
+        summed = codec.decode(codec.to_signed(unmask(reply.values, masks, n), n,
+                                              what="gradient", party=self.name),
+                              scale_power=2)
+        return summed / scale
+
+    def _initial_weights(self, d: int) -> np.ndarray:
+        """Random secret initial weights (PROTOCOL.md: never all zeros)."""
+        return self._rng.normal(0.0, 1.0 / np.sqrt(max(d, 1)), size=d)
+
+    def _receive_codec(self, endpoint: Endpoint, coordinator: str) -> None:
+        self._codec = self.receive_key(endpoint, coordinator)

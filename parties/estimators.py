@@ -21,21 +21,21 @@ from dataclasses import fields
 import numpy as np
 import pandas as pd
 
-from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS
-from vfl.protocol.channel import DEFAULT_TIMEOUT_S
-from vfl.psi import DEFAULT_ALIGNMENT
+from parties.vertical.coordinator import Coordinator
+from parties.vertical.feature_holder import FeatureHolder
+from parties.vertical.federation import Federation
+from parties.vertical.label_holder import LabelHolder
+from vfl.runtime.config import RunConfig, run_settings
 from vfl.training import TrainingConfig
-
-from parties.coordinator import Coordinator
-from parties.federation import Federation
-from parties.feature_holder import FeatureHolder
-from parties.label_holder import LabelHolder
 
 __all__ = ["VerticalLinearRegression", "VerticalLogisticRegression"]
 
+# The keywords: the training options (the class gives `model`), the run
+# settings the estimator surface carries, with RunConfig's defaults, and
+# `progress`, which is about this notebook, not the run.
 _TRAINING = [f.name for f in fields(TrainingConfig) if f.name != "model"]
-_RUNTIME = {"key_bits": DEFAULT_KEY_BITS, "insecure_key": False, "backend": DEFAULT_BACKEND,
-            "alignment": DEFAULT_ALIGNMENT, "timeout": DEFAULT_TIMEOUT_S, "progress": False}
+_SETTINGS = {f.name: f.default for f in run_settings("estimator") if f.name != "training"}
+_RUNTIME = {**_SETTINGS, "progress": False}
 
 
 class _VerticalEstimator:
@@ -43,25 +43,34 @@ class _VerticalEstimator:
     :class:`VerticalLogisticRegression`."""
 
     _model: str
+    progress: bool  # set in __init__, with every other keyword
 
     def __init__(self, **params: object) -> None:
         unknown = set(params) - set(_TRAINING) - set(_RUNTIME)
         if unknown:
             raise TypeError(f"{type(self).__name__} got unknown parameter(s) "
                             f"{', '.join(sorted(unknown))}; training parameters are "
-                            f"{', '.join(_TRAINING)}")
+                            f"{', '.join(_TRAINING)}; the others are {', '.join(_RUNTIME)}")
         defaults = {f.name: f.default for f in fields(TrainingConfig)}
         for name in _TRAINING:
             setattr(self, name, params.get(name, defaults[name]))
         for name, default in _RUNTIME.items():
             setattr(self, name, params.get(name, default))
-        self.config  # noqa: B018 - validate now, not at fit time
+        self.run_config  # noqa: B018 - validate now, not at fit time
 
     @property
     def config(self) -> TrainingConfig:
         """The :class:`~vfl.training.TrainingConfig` every party receives."""
         return TrainingConfig(model=self._model,
                               **{name: getattr(self, name) for name in _TRAINING})
+
+    @property
+    def run_config(self) -> RunConfig:
+        """The :class:`~vfl.runtime.config.RunConfig` of :meth:`fit`: `config` and the
+        run settings (``key_bits``, ``insecure_key``, ``backend``, ``alignment``,
+        ``timeout``)."""
+        return RunConfig(training=self.config,
+                         **{name: getattr(self, name) for name in _SETTINGS})
 
     def get_params(self, deep: bool = True) -> dict[str, object]:
         """Constructor parameters (scikit-learn convention)."""
@@ -105,10 +114,11 @@ class _VerticalEstimator:
             raise ValueError(f"fit() needs one LabelHolder, at least one FeatureHolder and at "
                              f"most one Coordinator; got {len(labels)}, {len(holders)} and "
                              f"{len(coordinators)}")
+        run = self.run_config
         coordinator = coordinators[0] if coordinators else Coordinator(
-            key_bits=self.key_bits, insecure_key=self.insecure_key, backend=self.backend)
-        self.federation_ = Federation(coordinator, labels[0], holders, config=self.config,
-                                      alignment=self.alignment, timeout=self.timeout,
+            key_bits=run.key_bits, insecure_key=run.insecure_key, backend=run.backend)
+        self.federation_ = Federation(coordinator, labels[0], holders, config=run.training,
+                                      alignment=run.alignment, timeout=run.timeout,
                                       progress=self.progress).fit()
         return self
 
@@ -167,9 +177,11 @@ class VerticalLinearRegression(_VerticalEstimator):
     **params
         Any :class:`~vfl.training.TrainingConfig` field except ``model``
         (``epochs``, ``learning_rate``, ``batch_size``, ``optimizer``,
-        ``penalty``, ``alpha``, ``early_stopping``, ...), and ``key_bits``
-        (2048), ``insecure_key`` (False), ``backend``, ``alignment``,
-        ``timeout``, ``progress``.
+        ``penalty``, ``alpha``, ``early_stopping``, ...); the run settings
+        ``key_bits``, ``insecure_key``, ``backend``, ``alignment`` and
+        ``timeout`` (:class:`~vfl.runtime.config.RunConfig`'s fields, with its
+        defaults); and ``progress`` (False: no progress line). An invalid
+        value raises :class:`~vfl.errors.ConfigError` here, not at ``fit``.
 
     Attributes
     ----------

@@ -48,6 +48,10 @@ def test_the_example_configurations_load(name, role):
                                                          "three-parties-example-1")
     assert config.tls[0] == (EXAMPLES / "certs" / "ca.crt").resolve()
     assert config.training.epochs == 10 and not config.insecure
+    # The examples show the settings by their names, not the first release's.
+    text = (EXAMPLES / f"{name}.toml").read_text()
+    assert "insecure_transport = false" in text and "\ninsecure =" not in text
+    assert "\nbits =" not in text
 
 
 def test_paths_are_relative_to_the_file_and_full_batch_is_none(tmp_path):
@@ -82,14 +86,16 @@ def test_mistakes_name_the_file_and_the_key(tmp_path, edit, words):
     assert str(path) in str(error.value)
 
 
-def test_insecure_must_be_explicit_and_excludes_tls(tmp_path):
+@pytest.mark.parametrize("key", ["insecure_transport", "insecure"])  # the name, the old name
+def test_insecure_must_be_explicit_and_excludes_tls(tmp_path, key):
     path = tmp_path / "b.toml"
-    path.write_text(B_CONFIG.replace('run_id = "r1"', 'run_id = "r1"\ninsecure = true'))
-    with pytest.raises(ConfigFileError, match="insecure = true and a \\[tls\\] table"):
+    path.write_text(B_CONFIG.replace('run_id = "r1"', f'run_id = "r1"\n{key} = true'))
+    with pytest.raises(ConfigFileError, match=f"{key} = true and a \\[tls\\] table"):
         load_party_config(path)
-    path.write_text(B_CONFIG.replace('run_id = "r1"', 'run_id = "r1"\ninsecure = true')
+    path.write_text(B_CONFIG.replace('run_id = "r1"', f'run_id = "r1"\n{key} = true')
                     .replace('[tls]\ndir = "certs"\n', ""))
-    assert load_party_config(path).tls is None
+    config = load_party_config(path)
+    assert config.tls is None and config.insecure and config.insecure_transport
 
 
 def test_the_command_reports_a_bad_file_and_exits_2(tmp_path, capsys):

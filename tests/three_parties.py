@@ -14,7 +14,7 @@ import numpy as np
 
 from vfl.datasets import DIABETES_FEATURE_HOLDER_COLUMNS, load_diabetes, split_vertically
 from vfl.model import ModelPart
-from vfl.party_config import free_loopback_ports, write_loopback_configs
+from vfl.runtime.loopback import free_loopback_ports, write_loopback_configs
 from vfl.training import TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]

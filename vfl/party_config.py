@@ -6,32 +6,32 @@ the key. Relative paths are relative to the file's own folder, so a folder
 of configurations, certificates and data can be moved as a whole. The layout
 is documented in ``docs/network.md`` and shown by the example configurations
 in ``examples/three-parties``.
+
+The run settings (key size and engine, alignment, timeouts, TLS opt-out, the
+``[training]`` table) are :class:`~vfl.runtime.config.RunConfig`'s fields:
+their keys, tables, old names and defaults come from its field metadata, not
+from this module.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import socket
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
+
+import tomllib
 
 from vfl.errors import ConfigError, ConfigFileError
+from vfl.runtime.config import RunConfig, run_settings, setting_of, setting_problem
 from vfl.training import TrainingConfig
 
-__all__ = [
-    "ROLES",
-    "PartyConfig",
-    "dump_toml",
-    "free_loopback_ports",
-    "load_party_config",
-    "write_loopback_configs",
-]
+__all__ = ["ROLES", "PartyConfig", "load_party_config", "run_settings_toml"]
 
 ROLES = ("coordinator", "label_holder", "feature_holder")
+#: The table of run settings only the coordinator's file has (key size and engine).
+_COORDINATOR_TABLE = "keys"
 _TRAINING_FIELDS = {f.name: f for f in fields(TrainingConfig)}
 
 
@@ -55,27 +55,25 @@ class PartyConfig:
     peers : dict of str to str
         ``host:port`` of every party this one talks to.
     tls : tuple of Path or None
-        (CA certificate, own certificate, own key); None when `insecure`.
-    insecure : bool
-        No TLS: an explicit opt-out, for a trusted test machine only.
-    timeout, connect_timeout : float
-        Seconds to wait for a peer's next message; to keep retrying a peer
-        that cannot be reached.
-    data_file, id_column, label_column, features
-        The data party's CSV file and columns (None at the coordinator).
+        (CA certificate, own certificate, own key); None when
+        ``run.insecure_transport``.
     label_holder, coordinator : str
     feature_holders : tuple of str
         The feature holders' names, in the order every party must use.
-    alignment : str
-        Private alignment method.
-    training : TrainingConfig
-        Identical at every party (checked at the start).
-    key_bits, insecure_key, backend
-        The coordinator's Paillier key and engine.
+    run : RunConfig
+        The run settings: key size and engine (the coordinator's ``[keys]``;
+        defaults at the data parties), alignment, timeouts, the TLS opt-out
+        and the training options (identical at every party, checked at the
+        start). Also readable one by one: ``key_bits``, ``insecure_key``,
+        ``backend``, ``alignment``, ``timeout``, ``connect_timeout``,
+        ``insecure`` (the TLS opt-out's old name), ``insecure_transport``,
+        ``training``.
     output : Path
         Folder the party's result is written to.
     checkpoints : Path
         Folder of this party's checkpoints.
+    data_file, id_column, label_column, features
+        The data party's CSV file and columns (None at the coordinator).
     seed : int or None
         Seed of this party's secret randomness (initial weights, batch
         order); None draws it from the OS.
@@ -92,23 +90,16 @@ class PartyConfig:
     listen: str
     peers: dict[str, str]
     tls: tuple[Path, Path, Path] | None
-    insecure: bool
-    timeout: float
-    connect_timeout: float
     label_holder: str
     coordinator: str
     feature_holders: tuple[str, ...]
-    alignment: str
-    training: TrainingConfig
+    run: RunConfig
     output: Path
     checkpoints: Path
     data_file: Path | None = None
     id_column: str | None = None
     label_column: str | None = None
     features: list[str] | None = None
-    key_bits: int = 2048
-    insecure_key: bool = False
-    backend: str = "fast"
     seed: int | None = None
     audit_log: Path | None = None
     audit_key: Path | None = None
@@ -116,6 +107,45 @@ class PartyConfig:
     @property
     def is_data_party(self) -> bool:
         return self.role != "coordinator"
+
+    # The run settings one by one, as the code that runs a party reads them.
+
+    @property
+    def key_bits(self) -> int:
+        return self.run.key_bits
+
+    @property
+    def insecure_key(self) -> bool:
+        return self.run.insecure_key
+
+    @property
+    def backend(self) -> str:
+        return self.run.backend
+
+    @property
+    def alignment(self) -> str:
+        return self.run.alignment
+
+    @property
+    def timeout(self) -> float:
+        return self.run.timeout
+
+    @property
+    def connect_timeout(self) -> float:
+        return self.run.connect_timeout
+
+    @property
+    def insecure_transport(self) -> bool:
+        return self.run.insecure_transport
+
+    @property
+    def insecure(self) -> bool:
+        """The TLS opt-out (``run.insecure_transport``), by its first name."""
+        return self.run.insecure_transport
+
+    @property
+    def training(self) -> TrainingConfig:
+        return self.run.training
 
 
 class _Reader:
@@ -147,6 +177,12 @@ class _Reader:
         if isinstance(value, str) and not value:
             raise self.fail(key, "must not be empty")
         return value
+
+    @overload
+    def table_of(self, key: str, *, required: Literal[True] = ...) -> _Reader: ...
+
+    @overload
+    def table_of(self, key: str, *, required: bool) -> _Reader | None: ...
 
     def table_of(self, key: str, *, required: bool = True) -> _Reader | None:
         if key not in self.table:
@@ -216,12 +252,18 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     listen = top.take("listen", str, what="host:port this party listens on")
     if ":" not in listen:
         raise top.fail("listen", f"must be host:port, got {listen!r}")
-    insecure = top.take("insecure", bool, False)
-    timeout = top.take("timeout", float, 1800.0)
-    connect_timeout = top.take("connect_timeout", float, min(timeout, 60.0))
-    for key, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-        if not (math.isfinite(value) and value > 0):
-            raise top.fail(key, f"must be a positive number of seconds, got {value!r}")
+    # The run settings, field by field from RunConfig; `written` keeps the key
+    # each was given by (its name or an old alias), for messages.
+    settings: dict[str, Any] = {}
+    written: dict[str, str] = {}
+    defaults = RunConfig()
+    _take_run_settings(top, None, settings, written)
+    if "connect_timeout" not in settings:
+        # Unless given, retrying an unreachable peer never outlasts `timeout`
+        # (GrpcEndpoint's own rule).
+        settings["connect_timeout"] = min(settings.get("timeout", defaults.timeout),
+                                          defaults.connect_timeout)
+    insecure = settings.get("insecure_transport", defaults.insecure_transport)
     output = resolve(top.take("output", str, what="folder for this party's result"))
     checkpoints = resolve(top.take("checkpoints", str, str(output / "checkpoints")))
     seed = top.take("seed", int, None)
@@ -231,12 +273,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     coordinator = federation.take("coordinator", str, "C")
     feature_holders = tuple(federation.strings(
         "feature_holders", ...) or ())
-    from vfl.psi import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT
-    alignment = federation.take("alignment", str, DEFAULT_ALIGNMENT)
-    if alignment not in ALIGNMENT_METHODS:
-        raise federation.fail("alignment", f"must be one of "
-                                           f"{', '.join(sorted(ALIGNMENT_METHODS))}, "
-                                           f"got {alignment!r}")
+    _take_run_settings(federation, "federation", settings, written)
     federation.finish()
     everyone = [coordinator, label_holder, *feature_holders]
     if len(set(everyone)) != len(everyone):
@@ -262,23 +299,21 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     tls_table = top.table_of("tls", required=not insecure)
     if insecure:
         if tls_table is not None:
-            raise ConfigFileError(f"{path}: insecure = true and a [tls] table: choose one",
-                                  party=name)
+            raise ConfigFileError(f"{path}: {written['insecure_transport']} = true and a [tls] "
+                                  "table: choose one", party=name)
     else:
         assert tls_table is not None
         folder = tls_table.take("dir", str, None)
+        # CA, certificate, key: required (...) unless a `vfl certs` folder gives them.
+        tls_defaults: tuple[Any, Any, Any] = (..., ..., ...)
         if folder is not None:
             from vfl.net.certs import CA_CERT_FILE, party_files
-            cert, key = party_files(resolve(folder), name)
-            default_ca, default_cert, default_key = (resolve(folder) / CA_CERT_FILE,
-                                                     cert, key)
-        else:
-            default_ca = default_cert = default_key = ...
-        ca = tls_table.take("ca", str, default_ca, "the federation CA's certificate")
-        cert = tls_table.take("cert", str, default_cert, "this party's certificate")
-        key = tls_table.take("key", str, default_key, "this party's private key")
+            tls_defaults = (resolve(folder) / CA_CERT_FILE, *party_files(resolve(folder), name))
+        ca = tls_table.take("ca", str, tls_defaults[0], "the federation CA's certificate")
+        cert = tls_table.take("cert", str, tls_defaults[1], "this party's certificate")
+        key = tls_table.take("key", str, tls_defaults[2], "this party's private key")
         tls_table.finish()
-        tls = tuple(resolve(str(p)) for p in (ca, cert, key))
+        tls = (resolve(str(ca)), resolve(str(cert)), resolve(str(key)))
 
     training_table = top.table_of("training", required=False)
     training = _training_config(training_table, path, name)
@@ -296,19 +331,14 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         if data is not None:
             raise ConfigFileError(f"{path}: [data] is for the data parties; the coordinator "
                                   "holds no data", party=name)
-        keys = top.table_of("keys", required=False)
+        keys = top.table_of(_COORDINATOR_TABLE, required=False)
         if keys is not None:
-            from vfl.crypto import available_backends
-            values["key_bits"] = keys.take("bits", int, 2048)
-            values["insecure_key"] = keys.take("insecure", bool, False)
-            values["backend"] = keys.take("backend", str, "fast")
-            if values["backend"] not in available_backends():
-                raise keys.fail("backend", f"must be one of {', '.join(available_backends())}, "
-                                           f"got {values['backend']!r}")
+            _take_run_settings(keys, _COORDINATOR_TABLE, settings, written)
             keys.finish()
         top.forbid("seed", "is for the data parties (the coordinator's key is always fresh)")
     else:
-        top.forbid("keys", "is the coordinator's table ([keys]: key size and engine)")
+        top.forbid(_COORDINATOR_TABLE, "is the coordinator's table ([keys]: key size and "
+                                       "engine)")
         assert data is not None
         values["data_file"] = resolve(data.take("file", str, what="this party's CSV file"))
         values["id_column"] = data.take("id_column", str)
@@ -318,12 +348,65 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         values["features"] = data.strings("features", None)
         data.finish()
     top.finish()
+    try:
+        run = RunConfig(**settings, training=training)
+    except ConfigError as exc:  # each value was checked where it was read; a backstop
+        raise ConfigFileError(f"{path}: {exc}", party=name) from None
     return PartyConfig(
         source=path, role=role, name=name, run_id=run_id, listen=listen, peers=peers,
-        tls=tls, insecure=insecure, timeout=timeout, connect_timeout=connect_timeout,
-        label_holder=label_holder, coordinator=coordinator, feature_holders=feature_holders,
-        alignment=alignment, training=training, output=output, checkpoints=checkpoints,
+        tls=tls, label_holder=label_holder, coordinator=coordinator,
+        feature_holders=feature_holders, run=run, output=output, checkpoints=checkpoints,
         seed=seed, **values)
+
+
+def _take_run_settings(reader: _Reader, table: str | None, settings: dict[str, Any],
+                       written: dict[str, str]) -> None:
+    """Take the run settings that live in `table` (None: top level) out of `reader`.
+
+    Keys, old names, types and checks come from RunConfig's fields; the
+    ``[training]`` table is read by :func:`_training_config`. Each value goes
+    to `settings` under its field's name and, once the table is read (the key
+    size depends on the small-key opt-out beside it), is checked, so a
+    message names the key the file used.
+    """
+    taken = []
+    for item in run_settings("toml"):
+        setting = setting_of(item)
+        if setting.table != table or item.name == "training":
+            continue
+        given = [key for key in (setting.key, *setting.aliases) if key in reader.table]
+        if len(given) > 1:
+            raise reader.fail(given[1], f"and {reader.prefix}{setting.key} are the same setting "
+                                        f"({given[1]} is its old name): keep only "
+                                        f"{setting.key}")
+        written[item.name] = given[0] if given else setting.key
+        if given:
+            settings[item.name] = reader.take(given[0], type(item.default))
+            taken.append(item.name)
+    for name in taken:
+        problem = setting_problem(name, settings[name],
+                                  insecure_key=settings.get("insecure_key") is True)
+        if problem is not None:
+            raise reader.fail(written[name], problem)
+
+
+def run_settings_toml(run: RunConfig, *, role: str) -> dict[str | None, dict[str, Any]]:
+    """The keys that give a party of `role` the settings `run`, by table (None: top level).
+
+    The inverse of what :func:`load_party_config` reads, by the canonical
+    names: the ``[keys]`` table goes to the coordinator alone, and
+    ``training`` is the ``[training]`` table (a full batch, None, left out).
+    """
+    tables: dict[str | None, dict[str, Any]] = {}
+    for item in run_settings("toml"):
+        setting = setting_of(item)
+        if setting.table == _COORDINATOR_TABLE and role != "coordinator":
+            continue
+        value = getattr(run, item.name)
+        if isinstance(value, TrainingConfig):
+            value = {k: v for k, v in value.to_dict().items() if v is not None}
+        tables.setdefault(setting.table, {})[setting.key] = value
+    return tables
 
 
 def _training_config(table: _Reader | None, path: Path, party: str) -> TrainingConfig:
@@ -348,124 +431,3 @@ def _training_config(table: _Reader | None, path: Path, party: str) -> TrainingC
         return TrainingConfig(**options)
     except ConfigError as exc:
         raise ConfigFileError(f"{path}: [training]: {exc}", party=party) from None
-
-
-def dump_toml(document: Mapping[str, Any]) -> str:
-    """TOML text of plain settings: top-level values first, then one level of tables.
-
-    Enough for the configurations the demo and the tests write (strings,
-    numbers, booleans, lists of strings); None values are left out.
-    """
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v) if not isinstance(v, float) or math.isfinite(v) else \
-                ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-        if isinstance(v, (str, os.PathLike)):
-            return _quote(os.fspath(v))
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        raise TypeError(f"cannot write {v!r} as TOML")
-
-    lines = [f"{k} = {value(v)}" for k, v in document.items()
-             if v is not None and not isinstance(v, Mapping)]
-    for name, table in document.items():
-        if isinstance(table, Mapping):
-            lines += ["", f"[{name}]"]
-            lines += [f"{_key(k)} = {value(v)}" for k, v in table.items() if v is not None]
-    return "\n".join(lines) + "\n"
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _quote(key)
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def free_loopback_ports(names) -> dict[str, int]:
-    """A free loopback port per party (held together, so all differ, then released
-    for the parties to bind; another program could take one meanwhile)."""
-    sockets, ports = [], {}
-    for name in names:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports[name] = s.getsockname()[1]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def write_loopback_configs(folder: str | os.PathLike[str], *, run_id: str,
-                           ports: Mapping[str, int], label_holder: tuple[str, str | os.PathLike[str]],
-                           feature_holders: list[tuple[str, str | os.PathLike[str]]],
-                           id_column: str, label_column: str, training: TrainingConfig,
-                           certs: str | os.PathLike[str] | None, coordinator: str = "C",
-                           key_bits: int = 2048, insecure_key: bool = False,
-                           backend: str = "fast", seeds: Mapping[str, int] | None = None,
-                           timeout: float = 1800.0, connect_timeout: float = 60.0,
-                           alignment: str | None = None,
-                           audit: Mapping[str, tuple[str | os.PathLike[str],
-                                                     str | os.PathLike[str]]] | None = None
-                           ) -> dict[str, Path]:
-    """Write one configuration per party of a federation on this machine (127.0.0.1).
-
-    For demos, tests and benchmarks: every party gets ``FOLDER/NAME.toml``,
-    output ``FOLDER/output/NAME`` and checkpoints below it. `certs` is a
-    ``vfl certs`` folder, or None for insecure (plaintext) parties. `audit`
-    maps a party to its ``(log copy, signing key)`` for its ``[audit]`` table;
-    parties it leaves out get none.
-
-    Returns
-    -------
-    dict of str to Path
-        Each party's configuration file.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    b_name, b_file = label_holder
-    names = [coordinator, b_name, *(name for name, _ in feature_holders)]
-    seeds = dict(seeds or {})
-    federation = {"label_holder": b_name, "coordinator": coordinator,
-                  "feature_holders": [name for name, _ in feature_holders]}
-    if alignment is not None:
-        federation["alignment"] = alignment
-    plan = {k: v for k, v in training.to_dict().items() if v is not None}
-    written = {}
-    for name in names:
-        role = ("coordinator" if name == coordinator else
-                "label_holder" if name == b_name else "feature_holder")
-        talks_to = ({b_name, coordinator} if role == "feature_holder"
-                    else set(names) - {name})
-        document: dict[str, Any] = {
-            "role": role, "name": name, "run_id": run_id,
-            "listen": f"127.0.0.1:{ports[name]}",
-            "output": str(folder / "output" / name),
-            "timeout": float(timeout), "connect_timeout": float(connect_timeout),
-            "insecure": certs is None,
-            "seed": seeds.get(name) if role != "coordinator" else None,
-            "peers": {p: f"127.0.0.1:{ports[p]}" for p in names if p in talks_to},
-        }
-        if certs is not None:
-            document["tls"] = {"dir": str(Path(certs).resolve())}
-        if role == "label_holder":
-            document["data"] = {"file": str(Path(b_file).resolve()), "id_column": id_column,
-                                "label_column": label_column}
-        elif role == "feature_holder":
-            file = dict(feature_holders)[name]
-            document["data"] = {"file": str(Path(file).resolve()), "id_column": id_column,
-                                "label_column": label_column}
-        document["federation"] = federation
-        document["training"] = plan
-        if role == "coordinator":
-            document["keys"] = {"bits": key_bits, "insecure": insecure_key, "backend": backend}
-        if audit and name in audit:
-            log, key = audit[name]
-            document["audit"] = {"log": str(Path(log).resolve()), "key": str(Path(key).resolve())}
-        path = folder / f"{name}.toml"
-        path.write_text(dump_toml(document), encoding="utf-8")
-        written[name] = path
-    return written

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vfl.cli.common import feature_holder_names
+from vfl.cli.options import add_run_option
 from vfl.errors import InputDataError
-from vfl.psi import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT
 from vfl.psi.ecdh import DEFAULT_CHUNK_SIZE, MAX_CHUNK
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def _chunk_size(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if not 1 <= value <= MAX_CHUNK:
         raise argparse.ArgumentTypeError(f"chunk size must be between 1 and {MAX_CHUNK}, "
                                          f"got {value}")
@@ -56,10 +56,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "see docs/psi.md). Required")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for the aligned CSV files, created if needed. Required")
-    parser.add_argument("--method", default=DEFAULT_ALIGNMENT, choices=sorted(ALIGNMENT_METHODS),
-                        help="ecdh: Diffie-Hellman PSI, nothing but the intersection and set "
-                             "sizes is revealed; hash: keyed hashing, faster, but either side "
-                             "can test guessed IDs offline (default: %(default)s)")
+    # The run setting `alignment`, by the flag this command has always had.
+    add_run_option(parser, "alignment", flags=["--method"], dest="method",
+                   help="ecdh: Diffie-Hellman PSI, nothing but the intersection and set "
+                        "sizes is revealed; hash: keyed hashing, faster, but either side can "
+                        "test guessed IDs offline (default: %(default)s)")
     parser.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="N",
                         help="IDs per message and per worker task, ecdh only "
                              f"(default: {DEFAULT_CHUNK_SIZE})")

@@ -28,7 +28,7 @@ The configuration file (TOML; relative paths are relative to it):
   checkpoints = "out/checkpoints"  # default: OUTPUT/checkpoints
   timeout = 1800                 # seconds to wait for a peer's next message
   connect_timeout = 60           # seconds to retry a peer that cannot be reached
-  insecure = false               # true: no TLS at all (a trusted test machine only)
+  insecure_transport = false     # true: no TLS at all (a trusted test machine only)
   seed = 1                       # data parties, optional: secret initial weights
 
   [peers]                        # every party this one talks to
@@ -56,13 +56,16 @@ The configuration file (TOML; relative paths are relative to it):
   batch_size = 64                # or "full"
 
   [keys]                         # coordinator only
-  bits = 2048
-  insecure = false               # allow keys below 2048 bits (tests only)
+  key_bits = 2048
+  insecure_key = false           # true: allow keys below 2048 bits (tests only)
   backend = "fast"
 
   [audit]                        # optional; at every party or at none
   log = "audit.jsonl"            # this party's own copy of the signed audit log
   key = "keys/A1.key"            # its signing key, from 'vfl audit keygen --party A1'
+
+Renamed settings (the old names still work): [keys] bits -> key_bits,
+[keys] insecure -> insecure_key, insecure -> insecure_transport.
 
 With [audit], after training every party signs a record of the run (its
 dataset fingerprint and model hash, the configuration, the final losses) and
@@ -121,60 +124,30 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
     capture : callable, optional
         The transport's capture hook (see :class:`vfl.net.GrpcEndpoint`).
     """
-    from parties import Coordinator, FeatureHolder, LabelHolder
     from parties.audit_exchange import agree_auditing, exchange_record, open_audit
-    from vfl.checkpoint import CheckpointStore
     from vfl.errors import PeerAbortedError
-    from vfl.net import GrpcEndpoint, InsecureTransportWarning, TlsFiles
     from vfl.net.liveness import PeerWatch
-    from vfl.progress import EpochProgress
+    from vfl.runtime.checkpoint import CheckpointStore
 
-    log = logging.getLogger("vfl.party")
-    say = (lambda *_: None) if quiet else log.info
-    if config.role == "coordinator":
-        party = Coordinator(key_bits=config.key_bits, insecure_key=config.insecure_key,
-                            backend=config.backend, name=config.name)
-    elif config.role == "label_holder":
-        party = LabelHolder.from_csv(config.data_file, id_column=config.id_column,
-                                     label_column=config.label_column, name=config.name,
-                                     feature_columns=config.features, seed=config.seed)
-        if not quiet:
-            party.progress = EpochProgress(config.training.epochs)
-    else:
-        party = FeatureHolder.from_csv(config.data_file, id_column=config.id_column,
-                                       name=config.name, label_column=config.label_column,
-                                       feature_columns=config.features, seed=config.seed)
-    store = CheckpointStore(config.checkpoints, party=config.name, run_id=config.run_id)
+    say = (lambda *_: None) if quiet else logging.getLogger("vfl.party").info
+    party = _build_party(config, quiet)
+    store = CheckpointStore(config.checkpoints, party=config.name, run_id=config.run_id,
+                            state_type=party.state_type)
     # Before any network or training work: a bad key or a damaged log copy stops here.
     audit = open_audit(config)
-    if config.insecure:
-        print(f"vfl party {config.name}: WARNING: insecure = true in {config.source}: "
-              "messages travel WITHOUT TLS, unencrypted and unauthenticated; use this only "
-              "on a trusted test machine", file=sys.stderr)
-    tls = None if config.insecure else TlsFiles(*config.tls)
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        # Printed above, once, in the command's own words.
-        warnings.simplefilter("ignore", InsecureTransportWarning)
-        endpoint = GrpcEndpoint(config.name, config.run_id, config.listen, config.peers,
-                                tls=tls, insecure=config.insecure, timeout=config.timeout,
-                                connect_timeout=config.connect_timeout, capture=capture)
+    endpoint = _open_endpoint(config, capture)
     say(f"{config.role.replace('_', ' ')} listening on {endpoint.address}, run "
         f"{config.run_id!r}, peers " + ", ".join(f"{p} at {a}" for p, a in config.peers.items()))
     watch = PeerWatch(endpoint)
     traffic: list[dict] = []
 
     def after_epoch(epoch: int, state) -> None:
-        sent = endpoint.traffic_snapshot()
-        traffic.append({"epoch": epoch, "seconds": time.perf_counter() - started,
-                        "bytes_sent": {p: t.bytes_sent for p, t in sent.items()},
-                        "messages_sent": {p: t.messages_sent for p, t in sent.items()},
-                        "transport_seconds": sum(t.send_seconds + t.receive_seconds
-                                                 for t in sent.values())})
+        traffic.append(_traffic_at(endpoint, epoch, time.perf_counter() - started))
         # Peers that have finished exit normally; from here on nothing is
         # awaited from the coordinator, so its exit must not stop anyone.
         # With an audit, every party stays until the record is exchanged.
-        if (state["stop"] or epoch >= config.training.epochs) and audit is None:
+        if (state.stopped or epoch >= config.training.epochs) and audit is None:
             watch.disarm()
 
     store.on_state = after_epoch
@@ -203,6 +176,50 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
             f"(hash {record.hash[:16]}...)")
     say(f"done in {elapsed:.1f} s; wrote {written}")
     return party
+
+
+def _build_party(config, quiet: bool):
+    """The role object the configuration names, with its data (read only)."""
+    from parties import Coordinator, FeatureHolder, LabelHolder
+    from vfl.progress import EpochProgress
+
+    if config.role == "coordinator":
+        return Coordinator(key_bits=config.key_bits, insecure_key=config.insecure_key,
+                           backend=config.backend, name=config.name)
+    data = {"id_column": config.id_column, "label_column": config.label_column,
+            "name": config.name, "feature_columns": config.features, "seed": config.seed}
+    if config.role == "label_holder":
+        party = LabelHolder.from_csv(config.data_file, **data)
+        if not quiet:
+            party.progress = EpochProgress(config.training.epochs)
+        return party
+    return FeatureHolder.from_csv(config.data_file, **data)
+
+
+def _open_endpoint(config, capture):
+    """This party's gRPC endpoint: mutual TLS, or none where the file opts out."""
+    from vfl.net import GrpcEndpoint, InsecureTransportWarning, TlsFiles
+
+    if config.insecure:
+        print(f"vfl party {config.name}: WARNING: insecure_transport = true in {config.source}: "
+              "messages travel WITHOUT TLS, unencrypted and unauthenticated; use this only "
+              "on a trusted test machine", file=sys.stderr)
+    tls = None if config.insecure else TlsFiles(*config.tls)
+    with warnings.catch_warnings():
+        # Printed above, once, in the command's own words.
+        warnings.simplefilter("ignore", InsecureTransportWarning)
+        return GrpcEndpoint(config.name, config.run_id, config.listen, config.peers,
+                            tls=tls, insecure=config.insecure, timeout=config.timeout,
+                            connect_timeout=config.connect_timeout, capture=capture)
+
+
+def _traffic_at(endpoint, epoch: int, seconds: float) -> dict:
+    """What this party sent to each peer so far (for operators and benchmarks)."""
+    sent = endpoint.traffic_snapshot()
+    return {"epoch": epoch, "seconds": seconds,
+            "bytes_sent": {p: t.bytes_sent for p, t in sent.items()},
+            "messages_sent": {p: t.messages_sent for p, t in sent.items()},
+            "transport_seconds": sum(t.send_seconds + t.receive_seconds for t in sent.values())}
 
 
 def _run_role(config, party, endpoint, store) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from vfl.cli.common import add_data_options, feature_holder_names, write_outputs
-from vfl.psi import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT
+from vfl.cli.options import add_run_option
 
 __all__ = ["register", "run"]
 
@@ -29,8 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="predictions file (ID and prediction), written only on success")
     parser.add_argument("--deliver-to", default="B", choices=["B", "C"],
                         help="who receives the predictions")
-    parser.add_argument("--alignment", default=DEFAULT_ALIGNMENT,
-                        choices=sorted(ALIGNMENT_METHODS), help="private alignment method")
+    add_run_option(parser, "alignment")
     parser.set_defaults(run=run)
 
 

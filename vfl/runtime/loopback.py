@@ -1,0 +1,150 @@
+"""Party configuration files for a whole federation on one machine (127.0.0.1).
+
+For demos, tests and benchmarks, which start every party of a federation as
+``vfl party`` processes on loopback: free ports, one TOML file per party. The
+files are what :func:`vfl.party_config.load_party_config` reads, written with
+the canonical names of the run settings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from vfl.party_config import run_settings_toml
+from vfl.runtime.config import RunConfig
+from vfl.training import TrainingConfig
+
+__all__ = ["dump_toml", "free_loopback_ports", "write_loopback_configs"]
+
+
+def dump_toml(document: Mapping[str, Any]) -> str:
+    """TOML text of plain settings: top-level values first, then one level of tables.
+
+    Enough for the configurations the demo and the tests write (strings,
+    numbers, booleans, lists of strings); None values are left out.
+    """
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v) if not isinstance(v, float) or math.isfinite(v) else \
+                ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+        if isinstance(v, (str, os.PathLike)):
+            return _quote(os.fspath(v))
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    lines = [f"{k} = {value(v)}" for k, v in document.items()
+             if v is not None and not isinstance(v, Mapping)]
+    for name, table in document.items():
+        if isinstance(table, Mapping):
+            lines += ["", f"[{name}]"]
+            lines += [f"{_key(k)} = {value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _quote(key)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def free_loopback_ports(names: Iterable[str]) -> dict[str, int]:
+    """A free loopback port per party (held together, so all differ, then released
+    for the parties to bind; another program could take one meanwhile)."""
+    sockets, ports = [], {}
+    for name in names:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports[name] = s.getsockname()[1]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def write_loopback_configs(folder: str | os.PathLike[str], *, run_id: str,
+                           ports: Mapping[str, int],
+                           label_holder: tuple[str, str | os.PathLike[str]],
+                           feature_holders: list[tuple[str, str | os.PathLike[str]]],
+                           id_column: str, label_column: str, training: TrainingConfig,
+                           certs: str | os.PathLike[str] | None, coordinator: str = "C",
+                           key_bits: int | None = None, insecure_key: bool | None = None,
+                           backend: str | None = None, seeds: Mapping[str, int] | None = None,
+                           timeout: float | None = None, connect_timeout: float | None = None,
+                           alignment: str | None = None,
+                           audit: Mapping[str, tuple[str | os.PathLike[str],
+                                                     str | os.PathLike[str]]] | None = None
+                           ) -> dict[str, Path]:
+    """Write one configuration per party of a federation on this machine (127.0.0.1).
+
+    Every party gets ``FOLDER/NAME.toml``, output ``FOLDER/output/NAME`` and
+    checkpoints below it. `certs` is a ``vfl certs`` folder, or None for
+    parties without TLS (``insecure_transport = true``). The run settings
+    (`training`, `key_bits`, ..., `alignment`) are
+    :class:`~vfl.runtime.config.RunConfig`'s fields; one left at None gets
+    RunConfig's default. `audit` maps a party to its ``(log copy, signing
+    key)`` for its ``[audit]`` table; parties it leaves out get none.
+
+    Returns
+    -------
+    dict of str to Path
+        Each party's configuration file.
+
+    Raises
+    ------
+    ConfigError
+        If a run setting is invalid.
+    """
+    given: dict[str, Any] = {
+        "key_bits": key_bits, "insecure_key": insecure_key, "backend": backend,
+        "timeout": timeout, "connect_timeout": connect_timeout, "alignment": alignment}
+    run = RunConfig(training=training, insecure_transport=certs is None,
+                    **{name: value for name, value in given.items() if value is not None})
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    b_name, b_file = label_holder
+    names = [coordinator, b_name, *(name for name, _ in feature_holders)]
+    seeds = dict(seeds or {})
+    written = {}
+    for name in names:
+        role = ("coordinator" if name == coordinator else
+                "label_holder" if name == b_name else "feature_holder")
+        talks_to = ({b_name, coordinator} if role == "feature_holder"
+                    else set(names) - {name})
+        settings = run_settings_toml(run, role=role)
+        document: dict[str, Any] = {
+            "role": role, "name": name, "run_id": run_id,
+            "listen": f"127.0.0.1:{ports[name]}",
+            "output": str(folder / "output" / name),
+            **settings.pop(None, {}),
+            "seed": seeds.get(name) if role != "coordinator" else None,
+            "peers": {p: f"127.0.0.1:{ports[p]}" for p in names if p in talks_to},
+        }
+        if certs is not None:
+            document["tls"] = {"dir": str(Path(certs).resolve())}
+        if role != "coordinator":
+            file = b_file if role == "label_holder" else dict(feature_holders)[name]
+            document["data"] = {"file": str(Path(file).resolve()), "id_column": id_column,
+                                "label_column": label_column}
+        document["federation"] = {"label_holder": b_name, "coordinator": coordinator,
+                                  "feature_holders": [n for n, _ in feature_holders],
+                                  **settings.pop("federation", {})}
+        for table, keys in settings.items():  # [training], and the coordinator's [keys]
+            if table is not None:
+                document[table] = keys
+        if audit and name in audit:
+            log, key = audit[name]
+            document["audit"] = {"log": str(Path(log).resolve()), "key": str(Path(key).resolve())}
+        path = folder / f"{name}.toml"
+        path.write_text(dump_toml(document), encoding="utf-8")
+        written[name] = path
+    return written

@@ -104,19 +104,10 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
     history: list[float] = []
     validation_history: list[float] = []
     for epoch in range(1, config.epochs + 1):
-        lr = learning_rate_at(config, epoch)
         before = params.copy()
-        total = 0.0
-        for batch in batch_plan(len(train), config.batch_size, batch_seeds[epoch - 1]):
-            rows = train[batch]
-            score = x[rows] @ params[:dim] + params[dim]
-            total += len(rows) * (_batch_loss(config, score, y[rows])
-                                  + penalty_value(config, params[:dim]))
-            # Squared loss: d = u - y. Taylor log-loss: d = u/4 - y/2.
-            residual = score / 4 - y[rows] / 2 if config.model == "logistic" else score - y[rows]
-            gradient = np.r_[x[rows].T @ residual, residual.sum()] / len(rows)
-            params = optimizer.step(params, gradient, lr)
-        history.append(total / len(train))
+        params, loss = _train_epoch(x, y, train, params, optimizer, config, epoch,
+                                    batch_seeds[epoch - 1])
+        history.append(loss)
         validation_loss = None
         if len(validation):
             score = x[validation] @ params[:dim] + params[dim]
@@ -136,6 +127,23 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
     weights = params[:dim] / scale
     return CentralizedResult(weights, float(params[dim] - weights @ mean), history,
                              validation_history, config.model)
+
+
+def _train_epoch(x: np.ndarray, y: np.ndarray, train: np.ndarray, params: np.ndarray,
+                 optimizer: Optimizer, config: TrainingConfig, epoch: int,
+                 seed: int) -> tuple[np.ndarray, float]:
+    """One epoch over the training rows; the parameters after it and its mean loss."""
+    dim, lr, total = x.shape[1], learning_rate_at(config, epoch), 0.0
+    for batch in batch_plan(len(train), config.batch_size, seed):
+        rows = train[batch]
+        score = x[rows] @ params[:dim] + params[dim]
+        total += len(rows) * (_batch_loss(config, score, y[rows])
+                              + penalty_value(config, params[:dim]))
+        # Squared loss: d = u - y. Taylor log-loss: d = u/4 - y/2.
+        residual = score / 4 - y[rows] / 2 if config.model == "logistic" else score - y[rows]
+        gradient = np.r_[x[rows].T @ residual, residual.sum()] / len(rows)
+        params = optimizer.step(params, gradient, lr)
+    return params, total / len(train)
 
 
 def closed_form(features: np.ndarray, y: np.ndarray) -> CentralizedResult:

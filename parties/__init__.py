@@ -8,8 +8,14 @@ re-exported here:
 >>> from parties import VerticalLinearRegression                            # doctest: +SKIP
 """
 
-from parties.estimators import VerticalLinearRegression, VerticalLogisticRegression
-from parties.vertical import Coordinator, FeatureHolder, Federation, LabelHolder
+from parties.vertical import (
+    Coordinator,
+    FeatureHolder,
+    Federation,
+    LabelHolder,
+    VerticalLinearRegression,
+    VerticalLogisticRegression,
+)
 
 __all__ = [
     "Coordinator",

@@ -6,6 +6,7 @@ scikit-learn-style estimators.
 """
 
 from parties.vertical.coordinator import Coordinator
+from parties.vertical.estimators import VerticalLinearRegression, VerticalLogisticRegression
 from parties.vertical.federation import Federation
 from parties.vertical.feature_holder import FeatureHolder
 from parties.vertical.label_holder import LabelHolder
@@ -15,4 +16,6 @@ __all__ = [
     "FeatureHolder",
     "Federation",
     "LabelHolder",
+    "VerticalLinearRegression",
+    "VerticalLogisticRegression",
 ]

@@ -8,7 +8,7 @@ the training options) reach the library through three surfaces: the flags of
 metadata, a :class:`Setting` that says which surfaces carry it, under which
 TOML table and key, and which old TOML names are still accepted. The
 surfaces derive their flags, keys, keywords and defaults from these fields
-(:mod:`vfl.cli.options`, :mod:`vfl.party_config`, :mod:`parties.estimators`),
+(:mod:`vfl.cli.options`, :mod:`vfl.party_config`, :mod:`parties.vertical.estimators`),
 so a default is defined once and a setting has one name everywhere.
 
 The training options are :class:`~vfl.training.TrainingConfig`'s fields,

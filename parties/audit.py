@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from parties.vertical.data_party import DataParty
+from parties.vertical.federation import Federation
 from vfl.audit import (
     AuditLog,
     AuditRecord,
@@ -24,8 +27,6 @@ from vfl.audit import (
     table_fingerprint,
 )
 from vfl.errors import AuditKeyError
-
-from parties.vertical.federation import Federation
 
 __all__ = ["load_party_keys", "record_run"]
 
@@ -61,7 +62,9 @@ def record_run(federation: Federation, log_path: str | os.PathLike[str],
     metrics, config, contributions
         What the record states about the run.
     """
-    data_parties = [*federation.feature_holders, federation.label_holder]
+    data_parties: list[DataParty[Any]] = [*federation.feature_holders, federation.label_holder]
+    if federation.session_ is None:
+        raise ValueError("the federation has not been trained: fit first")
     fingerprints, hashes = {}, {}
     for party in data_parties:
         if party.model_ is None or party.aligned_ids_ is None:

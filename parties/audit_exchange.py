@@ -48,6 +48,7 @@ from vfl.audit.canonical import jsonable
 from vfl.errors import (
     BrokenChainError,
     ConfigMismatchError,
+    MalformedMessageError,
     ProtocolError,
     RecordMismatchError,
     SignatureError,
@@ -249,8 +250,8 @@ def _lead(endpoint: Endpoint, config, party, audit: PartyAudit,
         is_data_party = name != config.coordinator
         if (claim.fingerprint is None) == is_data_party or \
                 (claim.model_hash is None) == is_data_party:
-            raise ProtocolError(
-                f"{name} sent an audit claim " + ("without" if is_data_party else "with") +
+            raise MalformedMessageError(
+                f"{name} sent an AuditClaim " + ("without" if is_data_party else "with") +
                 " a dataset fingerprint and model hash", party=config.name)
         if claim.head_hash != own.head_hash:
             raise BrokenChainError(
@@ -275,12 +276,15 @@ def _lead(endpoint: Endpoint, config, party, audit: PartyAudit,
         value = history.get(key)
         if value is not None and math.isfinite(value):
             metrics[name] = float(value)
-    data_parties = [*config.feature_holders, config.label_holder]
+    fingerprints, model_hashes = {}, {}
+    for name in (*config.feature_holders, config.label_holder):
+        fingerprint, model_hash = claims[name].fingerprint, claims[name].model_hash
+        assert fingerprint is not None and model_hash is not None  # checked on receipt
+        fingerprints[name], model_hashes[name] = fingerprint, model_hash
     draft = audit.log.draft(
         session=config.run_id, config=_record_config(config, claims[config.coordinator].settings),
         metrics=metrics, contributions={},
-        fingerprints={n: claims[n].fingerprint for n in data_parties},
-        model_hashes={n: claims[n].model_hash for n in data_parties},
+        fingerprints=fingerprints, model_hashes=model_hashes,
         keys=keys if head is None else None)
     text = draft.to_json()
     for name in others:

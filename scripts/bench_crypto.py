@@ -45,15 +45,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vfl.crypto import executors  # noqa: E402
-from vfl.crypto.ciphertext import EncryptedVector  # noqa: E402
-from vfl.crypto.fast_engine import FastDecryptor, FastEngine  # noqa: E402
-from vfl.crypto.keys import generate_keypair  # noqa: E402
-from vfl.crypto.phe_engine import PheDecryptor, PheEngine, raw_encrypt_chunk  # noqa: E402
-from vfl.crypto.workers import obfuscator_chunk  # noqa: E402
+from vfl.crypto import executors
+from vfl.crypto.ciphertext import EncryptedVector
+from vfl.crypto.fast_engine import FastDecryptor, FastEngine
+from vfl.crypto.keys import generate_keypair
+from vfl.crypto.phe_engine import PheDecryptor, PheEngine, raw_encrypt_chunk
+from vfl.crypto.workers import obfuscator_chunk
 
 try:
-    import numpy as np
+    import numpy as np  # noqa: F401 - heu needs it
     from heu import numpy as hnp  # noqa: F401
 
     from vfl.crypto.heu_engine import heu_kit
@@ -75,7 +75,7 @@ def load() -> str:
 
 def _worker_cpu() -> float:
     """CPU seconds used so far by the shared pool's worker processes."""
-    pool = executors._default  # noqa: SLF001 - benchmark introspection
+    pool = executors._default  # benchmark introspection
     total = 0.0
     for proc in list(getattr(pool, "_processes", {}) or {}):
         try:
@@ -217,7 +217,7 @@ def bench_key(bits: int, sizes: dict[str, int], insecure: bool) -> list[tuple]:
     cold.close()
     warm.close()
     print(f"# {bits}-bit key done ({load()})", flush=True)
-    return [(op, per) for op, per in results.items()]
+    return list(results.items())
 
 
 def print_table(bits: int, rows: list[tuple], note: str) -> None:
@@ -254,11 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     random.seed(1)
     if args.quick:
         bits = args.bits or [1024]
-        sizes = dict(enc=16, dec=8, add=64, mul=8, rows=60, cols=3, phe_rows=20)
+        sizes = {"enc": 16, "dec": 8, "add": 64, "mul": 8, "rows": 60, "cols": 3, "phe_rows": 20}
     else:
         bits = args.bits or [2048, 3072]
-        sizes = dict(enc=600, dec=100, add=4000, mul=100, rows=args.rows, cols=10,
-                     phe_rows=min(args.phe_rows, args.rows))
+        sizes = {"enc": 600, "dec": 100, "add": 4000, "mul": 100, "rows": args.rows, "cols": 10,
+                 "phe_rows": min(args.phe_rows, args.rows)}
     print(f"cores: {executors.cpu_count()}; fast engine workers: {executors.cpu_count()} processes;"
           f" {load()}")
     if HEU_MISSING:

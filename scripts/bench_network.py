@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def in_process(paths, config, key_bits: int, insecure: bool) -> float:
 
 def three_processes(paths, config, key_bits: int, insecure: bool, folder: Path):
     from vfl.net import create_federation_certificates
-    from vfl.party_config import free_loopback_ports, write_loopback_configs
+    from vfl.runtime.loopback import free_loopback_ports, write_loopback_configs
 
     certs = folder / "certs"
     create_federation_certificates(certs, ["A1", "B", "C"])
@@ -72,11 +72,10 @@ def three_processes(paths, config, key_bits: int, insecure: bool, folder: Path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     processes = {}
     for name in ("C", "B", "A1"):
-        log = open(folder / f"{name}.log", "wb")
-        processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "vfl", "party", "--config", str(configs[name])],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(folder / f"{name}.log", "wb") as log:
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "vfl", "party", "--config", str(configs[name])],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     codes = {name: p.wait() for name, p in processes.items()}
     if any(codes.values()):
         for name in processes:

@@ -43,12 +43,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from parties import Coordinator, FeatureHolder, Federation, LabelHolder  # noqa: E402
-from vfl.crypto import backends, executors  # noqa: E402
-from vfl.training import TrainingConfig  # noqa: E402
+from parties import Coordinator, FeatureHolder, Federation, LabelHolder
+from vfl.crypto import backends, executors
+from vfl.training import TrainingConfig
 
 ENGINE_OPS = ("encrypt", "rerandomize", "add", "add_plain", "mul_plain", "sum", "dot",
               "matvec_t", "validate")
@@ -110,8 +110,8 @@ def make_data(rows: int, d_a: int, d_b: int, seed: int = 0) -> tuple[pd.DataFram
 def run(backend: str, rows: int, epochs: int, key_bits: int) -> dict:
     engine_cls, decryptor_cls = backends.get_backend(backend)
     recorder = Recorder()
-    saved = backends._BACKENDS[backend]  # noqa: SLF001 - benchmark instrumentation
-    backends._BACKENDS[backend] = (recorder.wrap(engine_cls, ENGINE_OPS),  # noqa: SLF001
+    saved = backends._BACKENDS[backend]  # benchmark instrumentation
+    backends._BACKENDS[backend] = (recorder.wrap(engine_cls, ENGINE_OPS),
                                    recorder.wrap(decryptor_cls, ("decrypt",)))
     try:
         a_frame, b_frame = make_data(rows, 10, 10)
@@ -123,12 +123,12 @@ def run(backend: str, rows: int, epochs: int, key_bits: int) -> dict:
         fed = Federation(c, b, a, config=config, timeout=3600).fit()
         total = time.perf_counter() - t0
     finally:
-        backends._BACKENDS[backend] = saved  # noqa: SLF001
+        backends._BACKENDS[backend] = saved
     events = sorted(recorder.events, key=lambda e: e[3])
     # Epoch k starts at A's k-th encryption of its m partial scores.
     starts = [e[3] for e in events if e[0] == "A1" and e[1] == "encrypt" and e[2] == rows]
     end = max(e[4] for e in events if e[1] == "decrypt")
-    bounds = starts + [end]
+    bounds = [*starts, end]
     per_epoch = []
     for k in range(len(starts)):
         lo, hi = bounds[k], bounds[k + 1]
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 if secs >= 0.005:
                     print(f"    {step:<22} {secs:9.3f} s")
         print(f"  whole run (key generation, alignment, {epochs} epochs): {res['total']:.1f} s;"
-              f" losses {['%.6g' % v for v in res['loss']]}; {load()}")
+              f" losses {[f'{v:.6g}' for v in res['loss']]}; {load()}")
 
     print(f"\nphe: single-threaded; fast: {executors.cpu_count()} worker processes; "
           f"heu: its own thread pool; {load()}")

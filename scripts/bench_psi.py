@@ -36,13 +36,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vfl.executors import worker_count  # noqa: E402
-from vfl.protocol.channel import Endpoint, Envelope, _Abort  # noqa: E402
-from vfl.errors import PeerAbortedError  # noqa: E402
+from vfl.errors import PeerAbortedError
+from vfl.executors import worker_count
+from vfl.protocol.channel import Endpoint, Envelope, _Abort
 
 
 def make_ids(party: str, n: int, overlap: float, seed: int) -> list[str]:
-    start = 0 if party == "A" else int(round(n * (1 - overlap)))
+    start = 0 if party == "A" else round(n * (1 - overlap))
     ids = [f"{i:012d}" for i in range(start, start + n)]
     random.Random(f"{seed}-{party}").shuffle(ids)
     return ids
@@ -121,7 +121,7 @@ def party_main(name: str, conn, n: int, overlap: float, seed: int, workers: int,
     list(pool.map(warm, range(workers * 4)))
     endpoint = PipeEndpoint(name, "bench", conn)
     method = EcdhAlignment(executor=pool, chunk_size=chunk_size, progress=True)
-    workers_pids = list(pool._processes)  # noqa: SLF001
+    workers_pids = list(pool._processes)
     barrier.wait()
     cpu0 = cpu_seconds() + sum(cpu_seconds(pid) for pid in workers_pids)
     busy0, idle0 = machine_cpu()
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
           "starting (other processes compete for the cores when it is above 0); "
           f"{args.workers} workers per party, chunks of {args.chunk_size}", flush=True)
     for n in args.sizes:
-        expected = int(round(n * args.overlap))
+        expected = round(n * args.overlap)
         theirs = None
         if not args.skip_openmined and n <= args.openmined_max:
             theirs = bench_openmined(n, args.overlap, args.seed)

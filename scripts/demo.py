@@ -29,22 +29,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from parties import Coordinator, FeatureHolder, Federation, LabelHolder  # noqa: E402
-from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS, available_backends  # noqa: E402
-from vfl.datasets import (  # noqa: E402
+from parties import Coordinator, FeatureHolder, Federation, LabelHolder
+from vfl.cli.options import add_training_options, config_from_args
+from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS, available_backends
+from vfl.datasets import (
     DIABETES_FEATURE_HOLDER_COLUMNS,
     load_diabetes,
     split_vertically,
 )
-from vfl.metrics import regression_metrics  # noqa: E402
-from vfl.plot import plot_history  # noqa: E402
-from vfl.reference import closed_form, train_centralized  # noqa: E402
-from vfl.cli.options import add_training_options, config_from_args  # noqa: E402
-from vfl.model import ModelPart  # noqa: E402
-from vfl.training import TrainingConfig  # noqa: E402
+from vfl.metrics import regression_metrics
+from vfl.model import ModelPart
+from vfl.plot import plot_history
+from vfl.reference import closed_form, train_centralized
+from vfl.training import TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ID, LABEL = "patient_id", "progression"
@@ -115,7 +115,7 @@ def _three_processes(a_frame: pd.DataFrame, b_frame: pd.DataFrame, config: Train
                      args, folder: Path) -> dict | None:
     """Train with A1, B and C as three ``vfl party`` processes over loopback mTLS."""
     from vfl.net import create_federation_certificates
-    from vfl.party_config import free_loopback_ports, write_loopback_configs
+    from vfl.runtime.loopback import free_loopback_ports, write_loopback_configs
 
     folder.mkdir(parents=True, exist_ok=True)
     files = {"A1": folder / "A1.csv", "B": folder / "B.csv"}
@@ -128,7 +128,8 @@ def _three_processes(a_frame: pd.DataFrame, b_frame: pd.DataFrame, config: Train
     configs = write_loopback_configs(
         folder, run_id=run_id, ports=free_loopback_ports(["A1", "B", "C"]),
         label_holder=("B", files["B"]), feature_holders=[("A1", files["A1"])], id_column=ID,
-        label_column=LABEL, training=config, certs=certs, key_bits=args.key_bits, insecure_key=args.insecure_key,
+        label_column=LABEL, training=config, certs=certs, key_bits=args.key_bits,
+        insecure_key=args.insecure_key,
         backend=args.backend, seeds={"A1": args.seed + 1, "B": args.seed + 2},
         timeout=600, connect_timeout=120)
     print(f"starting A1, B and C as three processes (mutual TLS on 127.0.0.1; "
@@ -138,13 +139,13 @@ def _three_processes(a_frame: pd.DataFrame, b_frame: pd.DataFrame, config: Train
     processes, logs = {}, {}
     for name in ("C", "A1", "B"):
         logs[name] = folder / f"{name}.log"
-        # B's progress goes to this terminal; A1's and C's to their logs.
-        out = None if name == "B" else open(logs[name], "wb")
-        processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "vfl", "party", "--config", str(configs[name])],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
-        if out:
-            out.close()
+        command = [sys.executable, "-m", "vfl", "party", "--config", str(configs[name])]
+        if name == "B":  # B's progress goes to this terminal; A1's and C's to their logs.
+            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env)
+            continue
+        with open(logs[name], "wb") as log:
+            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
+                                               stderr=subprocess.STDOUT)
     codes = {name: process.wait() for name, process in processes.items()}
     if any(codes.values()):
         for name in ("A1", "C"):

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from three_parties import KEY_BITS, models, start, wait_all, write_configs, write_diabetes_csvs
 
-from three_parties import (KEY_BITS, models, start, wait_all, write_configs,
-                           write_diabetes_csvs)
 from vfl.audit import AuditLog, model_part_hash, table_fingerprint
 from vfl.cli import main
 from vfl.data import PartyTable, read_party_csv

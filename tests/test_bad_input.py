@@ -80,7 +80,7 @@ def test_non_finite_label(frames):
 
 def test_label_in_feature_holders_table(frames):
     frame = frames[0].assign(progression=1.0)
-    with pytest.raises(LabelInFeatureHolderError, match="party A1: .*'progression'"):
+    with pytest.raises(LabelInFeatureHolderError, match=r"party A1: .*'progression'"):
         a_party(frame, label_column="progression")
     # Also caught by the federation when A was not told the label's name.
     with pytest.raises(LabelInFeatureHolderError):

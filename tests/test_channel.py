@@ -17,7 +17,8 @@ def net():
 def test_message_of_the_wrong_step_names_sender_and_step(net):
     net.endpoint("B").send("A1", EpochEnd(stop=False), epoch=1)
     with pytest.raises(UnexpectedMessageError,
-                       match=r"party A1: expected EpochStart from B at epoch 1 batch 0, got EpochEnd"):
+                       match=r"party A1: expected EpochStart from B at epoch 1 batch 0, "
+                             r"got EpochEnd"):
         net.endpoint("A1").receive("B", EpochStart, epoch=1)
 
 

@@ -1,4 +1,4 @@
-"""Checkpoint files: exact round trips, the last two kept, damage, foreign runs and old layouts refused."""
+"""Checkpoint files: exact round trips, the last two kept; damaged, foreign, old files refused."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_a_damaged_file_is_named_and_the_previous_one_stays_usable(tmp_path):
     reading = reader(tmp_path)
     assert reading.scan(IDENTITY) == [1]
     assert reading.load(1).theta.tolist() == [0.5]
-    with pytest.raises(CheckpointError, match="A1-epoch-000002.json is damaged"):
+    with pytest.raises(CheckpointError, match=r"A1-epoch-000002\.json is damaged"):
         reading.load(2)
 
 
@@ -143,7 +143,7 @@ def test_a_checkpoint_of_another_state_layout_is_refused(tmp_path):
         theta: np.ndarray
 
     store(tmp_path).save(1, weights([1.0]))
-    with pytest.raises(CheckpointError, match="layout 'test.weights/1'.*'test.other/1'"):
+    with pytest.raises(CheckpointError, match=r"layout 'test\.weights/1'.*'test\.other/1'"):
         reader(tmp_path, state_type=Other).scan(IDENTITY)
 
 

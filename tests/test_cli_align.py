@@ -287,7 +287,7 @@ def test_align_frames_errors_name_party_and_source():
     with pytest.raises(MissingColumnError, match=r"party A1: a\.csv has no ID column 'id'"):
         align_frames(b, pd.DataFrame({"ID": ["1"]}), id_column="id",
                      sources={"A1": "a.csv"}, progress=False)
-    with pytest.raises(DuplicateIDError, match="party A2: column 'id' of two.csv"):
+    with pytest.raises(DuplicateIDError, match=r"party A2: column 'id' of two\.csv"):
         align_frames(b, {"A1": b, "A2": pd.DataFrame({"id": [1, "1"]})}, id_column="id",
                      sources={"A2": "two.csv"}, progress=False)
     with pytest.raises(EmptyIntersectionError, match="B: DataFrame, 2 IDs; A1: DataFrame, 1"):

@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-
 from federation_checks import reference_run
+
 from parties import FeatureHolder, Federation, LabelHolder
 from parties.vertical.contribution import final_validation_loss
 from vfl.errors import ConfigError
@@ -66,7 +66,7 @@ def test_federated_contributions_equal_centralized(three_players, coordinator, m
                            for p in players}
     else:
         orders = list(itertools.permutations(players))
-        expected_values = {p: 0.0 for p in players}
+        expected_values = dict.fromkeys(players, 0.0)
         for order in orders:
             for k, p in enumerate(order):
                 before = key(order[:k])

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from federation_checks import federated_params, reference_run
+
 from parties import FeatureHolder, Federation, LabelHolder
 from vfl.metrics import regression_metrics
 from vfl.reference import closed_form
@@ -87,7 +87,7 @@ LINEAR = {
 
 @pytest.mark.parametrize("config", LINEAR.values(), ids=LINEAR.keys())
 def test_linear_training_equals_centralized(frames, coordinator, config):
-    fed, a, b, ref, x, y = fit_and_reference(frames, config, coordinator)
+    fed, a, b, ref, x, _y = fit_and_reference(frames, config, coordinator)
     assert_same_as_reference(fed, [a], b, ref, x)
 
 
@@ -104,7 +104,7 @@ LOGISTIC = {
 
 @pytest.mark.parametrize("config", LOGISTIC.values(), ids=LOGISTIC.keys())
 def test_logistic_training_equals_centralized(frames, coordinator, config):
-    fed, a, b, ref, x, y = fit_and_reference(binary(frames), config, coordinator)
+    fed, a, b, ref, x, _y = fit_and_reference(binary(frames), config, coordinator)
     assert_same_as_reference(fed, [a], b, ref, x)
     probabilities = fed.predict()
     assert ((probabilities > 0) & (probabilities < 1)).all()
@@ -121,7 +121,7 @@ def test_logistic_accepts_minus_one_plus_one_labels(frames, coordinator):
 
 def test_stopping_rules_stop_early_and_as_the_reference(frames, coordinator):
     config = LINEAR["validation-patience"]
-    fed, a, b, ref, *_ = fit_and_reference(frames, config, coordinator)
+    fed, _a, _b, _ref, *_ = fit_and_reference(frames, config, coordinator)
     epochs = len(fed.history_)
     assert config.patience < epochs < config.epochs
     validation = fed.history_["validation_loss"].to_numpy()
@@ -136,7 +136,7 @@ def test_stopping_rules_stop_early_and_as_the_reference(frames, coordinator):
 
 def test_loss_tolerance_stops_training(frames, coordinator):
     config = TrainingConfig(epochs=60, learning_rate=0.1, tol=5.0)
-    fed, a, b, ref, *_ = fit_and_reference(frames, config, coordinator)
+    fed, _a, _b, ref, *_ = fit_and_reference(frames, config, coordinator)
     losses = fed.history_["loss"].to_numpy()
     assert 2 < len(losses) < 60 and len(losses) == len(ref.history)
     assert abs(losses[-1] - losses[-2]) <= 5.0 < abs(losses[-2] - losses[-3])
@@ -144,7 +144,7 @@ def test_loss_tolerance_stops_training(frames, coordinator):
 
 def test_l1_sets_weights_exactly_to_zero(frames, coordinator):
     config = TrainingConfig(epochs=30, learning_rate=0.1, penalty="l1", alpha=20.0)
-    fed, a, b, ref, x, y = fit_and_reference(frames, config, coordinator)
+    _fed, a, b, ref, _x, _y = fit_and_reference(frames, config, coordinator)
     weights = np.r_[a.coef_.to_numpy(), b.coef_.to_numpy()]
     assert (weights == 0).sum() >= 3
     assert ((ref.weights == 0) == (weights == 0)).all()
@@ -152,7 +152,7 @@ def test_l1_sets_weights_exactly_to_zero(frames, coordinator):
 
 def test_mini_batch_training_reaches_closed_form(frames, coordinator):
     config = TrainingConfig(epochs=30, learning_rate=0.1, batch_size=64)
-    fed, a, b, ref, x, y = fit_and_reference(frames, config, coordinator)
+    fed, _a, b, _ref, x, y = fit_and_reference(frames, config, coordinator)
     best = closed_form(x, y)
     pred = fed.predict()
     truth = pd.Series(y, index=b.aligned_ids_).loc[pred.index].to_numpy()

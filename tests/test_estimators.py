@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from federation_checks import federated_params, reference_run
+
 from parties import (
     FeatureHolder,
     LabelHolder,

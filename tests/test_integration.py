@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from federation_checks import joined
+
 from parties import Coordinator, FeatureHolder, Federation, LabelHolder
 from vfl.reference import train_centralized
 from vfl.training import TrainingConfig

@@ -14,8 +14,8 @@ import subprocess
 import sys
 
 import pytest
-
 from three_parties import ROOT, start, wait_all, write_configs, write_diabetes_csvs
+
 from vfl.net import create_federation_certificates
 from vfl.training import TrainingConfig
 

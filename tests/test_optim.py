@@ -80,7 +80,7 @@ def test_l1_is_a_soft_threshold_with_exact_zeros():
 
 
 def test_schedules():
-    base = dict(learning_rate=0.8)
+    base = {"learning_rate": 0.8}
     assert [learning_rate_at(TrainingConfig(**base), e) for e in (1, 9)] == [0.8, 0.8]
     step = TrainingConfig(schedule="step", step_size=3, gamma=0.5, **base)
     assert [learning_rate_at(step, e) for e in (1, 3, 4, 7)] == [0.8, 0.8, 0.4, 0.2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from federation_checks import federated_params, reference_run
+
 from parties import FeatureHolder, Federation, LabelHolder
 from vfl.protocol.messages import CrossTerm, CrossTermRequest
 from vfl.training import TrainingConfig

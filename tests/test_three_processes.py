@@ -12,10 +12,20 @@ import time
 
 import numpy as np
 import pytest
+from three_parties import (
+    KEY_BITS,
+    SEEDS,
+    checkpoint_epochs,
+    kill9,
+    models,
+    parameters,
+    start,
+    wait_all,
+    write_configs,
+    write_diabetes_csvs,
+)
 
 from parties import Coordinator, FeatureHolder, Federation, LabelHolder
-from three_parties import (KEY_BITS, SEEDS, checkpoint_epochs, kill9, models, parameters,
-                           start, wait_all, write_configs, write_diabetes_csvs)
 from vfl.net import create_federation_certificates
 from vfl.training import TrainingConfig
 
@@ -93,7 +103,7 @@ def test_a_killed_party_stops_the_others_and_training_resumes(tmp_path, data, ce
     # fails after its connect timeout, silence after the timeout. The slack
     # is process exit on a loaded machine.
     assert stopped_after < max(TIMEOUT, CONNECT_TIMEOUT) + 3
-    for name, run in survivors.items():
+    for run in survivors.values():
         text = run.output()
         assert "vfl party: error:" in text
         assert any(words in text for words in (f"{victim} stopped", f"{victim} (127.0.0.1:",
@@ -121,10 +131,10 @@ def test_nothing_private_travels_on_the_wire(tmp_path, data, certs):
     import struct
     import threading
 
+    import pandas as pd
+
     from vfl.cli.party import run_party
     from vfl.party_config import load_party_config
-
-    import pandas as pd
 
     # Values with full 52-bit mantissas: the float64 bytes of a small integer
     # (the raw ages, labels) are mostly zeros and turn up in any framing.

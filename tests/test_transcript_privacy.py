@@ -35,8 +35,8 @@ ALIGNMENT = {AlignmentKey, AlignmentTags, EcdhHello, EcdhPoints, EcdhTags}
 
 @pytest.fixture(scope="module")
 def run(request):
-    from vfl.datasets import DIABETES_FEATURE_HOLDER_COLUMNS, load_diabetes, split_vertically
     from parties import Coordinator
+    from vfl.datasets import DIABETES_FEATURE_HOLDER_COLUMNS, load_diabetes, split_vertically
 
     frame = load_diabetes()
     # Long, distinctive IDs so a search of the transcript cannot hit by chance.
@@ -53,7 +53,7 @@ def run(request):
 
 
 def test_feature_holder_receives_only_ciphertexts_and_its_own_gradient(run):
-    fed, a, b, c, _ = run
+    fed, _a, _b, c, _ = run
     received = fed.network_.received_by("A1")
     allowed = {PublicKeyMessage, *ALIGNMENT, AlignmentSelection, TrainingPlan,
                EpochStart, EncryptedResidual, DecryptedMaskedGradient, EpochEnd}
@@ -105,7 +105,7 @@ def test_coordinator_receives_only_loss_and_uniformly_masked_values(run):
 
 
 def test_no_raw_id_leaves_a_data_party(run):
-    fed, a, b, c, frame = run
+    fed, _a, _b, _c, frame = run
     blobs = [pickle.dumps(e.body) for e in fed.network_.transcript]
     assert blobs
     for raw_id in frame["patient_id"]:

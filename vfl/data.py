@@ -161,8 +161,11 @@ class PartyTable:
         features = np.column_stack(
             [_numeric_column(frame, c, ids, party=party, where=where, is_label=False)
              for c in feature_columns]) if feature_columns else np.empty((len(ids), 0))
-        label = (_numeric_column(frame, label_column, ids, party=party, where=where,
-                                 is_label=True) if is_label_holder else None)
+        label = None
+        if is_label_holder:
+            assert label_column is not None  # checked above
+            label = _numeric_column(frame, label_column, ids, party=party, where=where,
+                                    is_label=True)
         return cls(party, ids, features, list(feature_columns), label, where)
 
     def __len__(self) -> int:

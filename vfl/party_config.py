@@ -16,12 +16,16 @@ from this module.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, overload
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, as a package before Python 3.11
+    import tomli as tomllib
 
 from vfl.errors import ConfigError, ConfigFileError
 from vfl.runtime.config import RunConfig, run_settings, setting_of, setting_problem

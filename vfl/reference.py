@@ -10,6 +10,7 @@ optimum gradient descent approaches.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -116,7 +117,7 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
         votes = None
         if config.early_stopping == "weights":
             votes = [float(np.linalg.norm(params[a:b] - before[a:b])) <= config.tol
-                     for a, b in zip(cuts[:-1], cuts[1:])]
+                     for a, b in itertools.pairwise(cuts)]
         stop, is_best = rule.update(history[-1], validation_loss, votes)
         if is_best:
             best = params.copy()

@@ -262,7 +262,7 @@ def validation_split(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarra
     """
     if fraction <= 0:
         return np.arange(n_rows), np.arange(0)
-    n_val = max(1, int(round(n_rows * fraction)))
+    n_val = max(1, round(n_rows * fraction))
     if n_val >= n_rows:
         raise ConfigError(f"a validation fraction of {fraction:g} leaves no training row "
                           f"out of {n_rows}")

@@ -7,8 +7,8 @@ scikit-learn-style estimators.
 
 from parties.vertical.coordinator import Coordinator
 from parties.vertical.estimators import VerticalLinearRegression, VerticalLogisticRegression
-from parties.vertical.federation import Federation
 from parties.vertical.feature_holder import FeatureHolder
+from parties.vertical.federation import Federation
 from parties.vertical.label_holder import LabelHolder
 
 __all__ = [

@@ -36,12 +36,11 @@ from typing import Protocol
 
 import pandas as pd
 
-from vfl.errors import ConfigError
-from vfl.training import StoppingRule, TrainingConfig
-
 from parties.vertical.coordinator import Coordinator
 from parties.vertical.feature_holder import FeatureHolder
 from parties.vertical.label_holder import LabelHolder
+from vfl.errors import ConfigError
+from vfl.training import StoppingRule, TrainingConfig
 
 __all__ = ["CONTRIBUTION_METHODS", "ContributionReport", "measure_contributions"]
 
@@ -146,7 +145,7 @@ def measure_contributions(federation: Federation, *, method: str = "leave-one-ou
                           "validation_fraction (e.g. 0.2)")
     b = federation.label_holder
     holders = {a.name: a for a in federation.feature_holders}
-    players = tuple([*holders, *([b.name] if b.table.feature_names else [])])
+    players = (*holders, *([b.name] if b.table.feature_names else []))
     if federation.session_ is None or b.history_ == []:
         federation.fit()
     losses: dict[tuple[str, ...], float] = {

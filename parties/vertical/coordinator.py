@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import phe
 
+from parties.vertical.state import CoordinatorState
 from vfl.crypto import (
     DEFAULT_BACKEND,
     DEFAULT_KEY_BITS,
@@ -41,8 +42,6 @@ from vfl.runtime.checkpoint import CheckpointStore
 from vfl.runtime.role import Role, expect_length
 from vfl.runtime.session import Session
 from vfl.training import StoppingRule, StoppingState, TrainingConfig, batch_plan, validation_split
-
-from parties.vertical.state import CoordinatorState
 
 __all__ = ["Coordinator"]
 

@@ -1,4 +1,4 @@
-"""What the feature holders and the label holder share: their data, its preparation, their model part.
+"""What feature holders and the label holder share: data, its preparation, the model part.
 
 The protocol steps themselves live in :mod:`parties.vertical.feature_holder`
 and :mod:`parties.vertical.label_holder`; the lifecycle around them in

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from parties.vertical.coordinator import Coordinator
+from parties.vertical.data_party import DataParty
 from parties.vertical.feature_holder import FeatureHolder
 from parties.vertical.federation import Federation
 from parties.vertical.label_holder import LabelHolder
@@ -138,7 +140,8 @@ class _VerticalEstimator:
     def coef_(self) -> dict[str, pd.Series]:
         """Each party's raw-unit weights, by party name (feature holders, then B)."""
         fed = self._fitted()
-        return {p.name: p.coef_ for p in (*fed.feature_holders, fed.label_holder)}
+        parties: list[DataParty[Any]] = [*fed.feature_holders, fed.label_holder]
+        return {p.name: p.coef_ for p in parties}
 
     @property
     def intercept_(self) -> float:
@@ -153,7 +156,10 @@ class _VerticalEstimator:
     @property
     def aligned_rows_(self) -> int:
         """Rows all parties share."""
-        return self._fitted().aligned_rows_
+        rows = self._fitted().aligned_rows_
+        if rows is None:
+            raise AttributeError("no rows were aligned: fit() did not finish")
+        return rows
 
     # --- using the model -----------------------------------------------------------
 

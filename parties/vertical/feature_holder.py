@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from parties.vertical.data_party import DataParty
+from parties.vertical.state import FeatureHolderState
 from vfl.crypto import draw_masks, expand_masks
 from vfl.crypto.shares import share_scores
 from vfl.errors import ConfigMismatchError
@@ -40,9 +42,6 @@ from vfl.runtime.checkpoint import CheckpointStore
 from vfl.runtime.role import expect_length
 from vfl.runtime.session import Session
 from vfl.training import TrainingConfig, batch_plan
-
-from parties.vertical.data_party import DataParty
-from parties.vertical.state import FeatureHolderState
 
 __all__ = ["FeatureHolder"]
 

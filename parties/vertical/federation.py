@@ -14,6 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from parties.vertical.contribution import ContributionReport, measure_contributions
+from parties.vertical.coordinator import Coordinator
+from parties.vertical.feature_holder import FeatureHolder
+from parties.vertical.label_holder import LabelHolder
 from vfl.errors import LabelInFeatureHolderError, MissingColumnError
 from vfl.metrics import model_metrics
 from vfl.progress import EpochProgress
@@ -21,11 +25,6 @@ from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
 from vfl.psi import DEFAULT_ALIGNMENT
 from vfl.runtime.inprocess import run_parties
 from vfl.training import TrainingConfig
-
-from parties.vertical.contribution import ContributionReport, measure_contributions
-from parties.vertical.coordinator import Coordinator
-from parties.vertical.feature_holder import FeatureHolder
-from parties.vertical.label_holder import LabelHolder
 
 __all__ = ["Federation"]
 
@@ -74,7 +73,8 @@ class Federation:
         if not isinstance(coordinator, Coordinator):
             raise TypeError(f"coordinator must be a Coordinator, got {type(coordinator).__name__}")
         if not isinstance(label_holder, LabelHolder):
-            raise TypeError(f"label_holder must be a LabelHolder, got {type(label_holder).__name__}")
+            raise TypeError(f"label_holder must be a LabelHolder, got "
+                            f"{type(label_holder).__name__}")
         if not all(isinstance(a, FeatureHolder) for a in feature_holders):
             raise TypeError("feature_holders must be FeatureHolder objects")
         if not feature_holders:
@@ -201,6 +201,7 @@ class Federation:
         if target == b.name:
             return result["B"]  # type: ignore[return-value]
         ids = b.prediction_ids_
+        assert ids is not None  # set by predict_rows, which ran without error
         positions = {i: k for k, i in enumerate(b.table.ids)}
         order = np.argsort([positions[i] for i in ids])
         return pd.Series(np.asarray(result["C"])[order],
@@ -225,7 +226,9 @@ class Federation:
         predictions = self._predict(b, self._holders_with_data(feature_holder_data), "B")
         index = {i: k for k, i in enumerate(b.table.ids)}
         truth = b.table.label[[index[i] for i in predictions.index]]
-        return model_metrics(self.label_holder.model_.model, truth, predictions.to_numpy())
+        model = self.label_holder.model_
+        assert model is not None  # _predict refuses a party without a model
+        return model_metrics(model.model, truth, predictions.to_numpy())
 
     def _holders_with_data(self, data: pd.DataFrame | Mapping[str, pd.DataFrame] | None
                            ) -> list[FeatureHolder]:
@@ -268,9 +271,9 @@ class Federation:
                   "feature_columns": party.table.feature_names, "model": party.model_}
         if isinstance(party, LabelHolder):
             frame = frame.copy()
-            if party.label_column not in frame.columns:
-                frame[party.label_column] = 0.0  # prediction rows need no label
-            return LabelHolder(frame, label_column=party.label_column, **kwargs)
+            if party.label_name not in frame.columns:
+                frame[party.label_name] = 0.0  # prediction rows need no label
+            return LabelHolder(frame, label_column=party.label_name, **kwargs)
         return FeatureHolder(frame, **kwargs)
 
     # --- running the threads ------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from parties.vertical.data_party import DataParty
+from parties.vertical.state import EpochRecord, LabelHolderState
 from vfl.crypto import EncryptedVector, draw_masks, expand_masks
 from vfl.crypto.shares import share_scores
 from vfl.errors import MalformedMessageError
@@ -42,15 +44,12 @@ from vfl.protocol.messages import (
 )
 from vfl.psi import DEFAULT_ALIGNMENT, get_alignment
 from vfl.psi.federation import align_as_label_holder
+from vfl.reference import train_centralized
 from vfl.runtime.checkpoint import CheckpointStore
 from vfl.runtime.role import expect_length
 from vfl.runtime.session import Session
 from vfl.runtime.state import GeneratorState
-from vfl.reference import train_centralized
 from vfl.training import TrainingConfig, batch_plan, training_labels, validation_split
-
-from parties.vertical.data_party import DataParty
-from parties.vertical.state import EpochRecord, LabelHolderState
 
 __all__ = ["LabelHolder"]
 
@@ -128,6 +127,12 @@ class LabelHolder(DataParty[LabelHolderState]):
         self._batches: list[np.ndarray] = []
 
     # --- learned attributes -----------------------------------------------------------
+
+    @property
+    def label_name(self) -> str:
+        """The label column (a label holder always has one)."""
+        assert self.label_column is not None
+        return self.label_column
 
     @property
     def intercept_(self) -> float:
@@ -335,6 +340,7 @@ class LabelHolder(DataParty[LabelHolderState]):
         """
         self._begin_run(config, self._alignment)
         table = self.table
+        assert table.label is not None  # a label holder's table always has one
         y = training_labels(table.label, config, party=self.name, source=table.source,
                             column=self.label_column)
         d = table.features.shape[1]

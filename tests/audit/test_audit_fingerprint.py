@@ -109,8 +109,8 @@ def test_party_table_fingerprint_follows_aligned_order(tmp_path):
 
 
 def _part(**changes) -> ModelPart:
-    fields = dict(party="B", role="label_holder", features=["age", "bmi"], weights=[0.5, -1.25],
-                  intercept=152.0, session="abc")
+    fields = {"party": "B", "role": "label_holder", "features": ["age", "bmi"],
+              "weights": [0.5, -1.25], "intercept": 152.0, "session": "abc"}
     return ModelPart(**{**fields, **changes})
 
 

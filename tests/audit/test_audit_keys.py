@@ -41,7 +41,7 @@ def test_existing_key_files_are_never_overwritten(tmp_path):
         save_signing_key(generate_signing_key(), tmp_path, "B")
     assert (tmp_path / "B.key").read_bytes() == before
     (tmp_path / "C.pub").write_text("someone else's\n")
-    with pytest.raises(AuditKeyError, match="C.pub already exists"):
+    with pytest.raises(AuditKeyError, match=r"C\.pub already exists"):
         save_signing_key(generate_signing_key(), tmp_path, "C")
     assert not (tmp_path / "C.key").exists()
 

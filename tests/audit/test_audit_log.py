@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def test_records_append_and_verify(log_path, fields, party_keys):
     records = report.records
     assert [r.index for r in records] == [0, 1, 2, 3]
     assert records[0].prev_hash == GENESIS_HASH
-    assert all(r.prev_hash == p.hash for p, r in zip(records, records[1:]))
+    assert all(r.prev_hash == p.hash for p, r in itertools.pairwise(records))
     assert report.head_hash == records[-1].hash
     assert AuditLog(log_path).records() == list(records)
     assert dict(records[2].metrics) == fields(2)["metrics"]
@@ -91,7 +92,7 @@ def test_earlier_lines_are_never_rewritten(tmp_path, append_run):
     for k in range(3):
         append_run(log, k)
         snapshots.append(log.path.read_bytes())
-    assert all(later.startswith(earlier) for earlier, later in zip(snapshots, snapshots[1:]))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(snapshots))
 
 
 def test_draft_travels_as_json_between_processes(tmp_path, party_keys, fields):
@@ -111,10 +112,10 @@ def test_first_record_must_pin_keys(tmp_path, fields):
 
 def test_records_hold_only_json_numbers(tmp_path, party_keys, fields):
     keys = {p: public_key_hex(k) for p, k in party_keys.items()}
-    with pytest.raises(ValueError, match="metrics.r2"):
+    with pytest.raises(ValueError, match=r"metrics\.r2"):
         AuditLog(tmp_path / "l").draft(**{**fields(0), "metrics": {"r2": float("nan")}},
                                        keys=keys)
-    with pytest.raises(TypeError, match="config.x"):
+    with pytest.raises(TypeError, match=r"config\.x"):
         AuditLog(tmp_path / "l").draft(**{**fields(0), "config": {"x": object()}}, keys=keys)
     with pytest.raises(MalformedRecordError, match="fingerprints"):
         AuditLog(tmp_path / "l").draft(**{**fields(0), "fingerprints": {"A1": "abc"}}, keys=keys)
@@ -300,10 +301,10 @@ def test_truncating_the_last_line_is_detected(log_path, cut):
 
 def test_blank_or_garbage_lines_are_detected(log_path):
     lines = log_path.read_text().splitlines(keepends=True)
-    log_path.write_text("".join(lines[:2] + ["\n"] + lines[2:]))
+    log_path.write_text("".join([*lines[:2], "\n", *lines[2:]]))
     assert_fails_at(log_path, 3, MalformedRecordError)
     text = lines[1].replace('"session":', '"session":"dup","session":', 1)
-    log_path.write_text("".join(lines[:1] + [text] + lines[2:]))
+    log_path.write_text("".join([*lines[:1], text, *lines[2:]]))
     error = assert_fails_at(log_path, 2, MalformedRecordError)
     assert "appears twice" in str(error)
 

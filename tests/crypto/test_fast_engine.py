@@ -139,8 +139,8 @@ def test_invalid_ciphertexts_are_rejected(fast, keypair, bad):
     pub, priv = keypair
     good = fast.encrypt([1, 2, 3])
     value = {"n2": pub.nsquare, "p": priv.p * 12345}.get(bad, bad)
-    vector = EncryptedVector(pub, good.ciphertexts[:1] + (value,) + good.ciphertexts[2:])
-    with pytest.raises(InvalidCiphertextError, match="from A: .*1"):
+    vector = EncryptedVector(pub, (*good.ciphertexts[:1], value, *good.ciphertexts[2:]))
+    with pytest.raises(InvalidCiphertextError, match=r"from A: .*1"):
         fast.validate(vector, sender="A", what="[[u_A]]", party="B")
 
 

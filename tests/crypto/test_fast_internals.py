@@ -97,7 +97,8 @@ def test_background_refill_makes_encryptions_of_zero_and_close_stops_it(
         assert len(pool) >= 40
         zeros = pool.take(40)
         assert len(zeros) == 40 and len({int(o) for o in zeros}) == 40
-        assert fast_decryptor.decrypt(EncryptedVector(pub, tuple(int(o) for o in zeros))) == [0] * 40
+        zero_vector = EncryptedVector(pub, tuple(int(o) for o in zeros))
+        assert fast_decryptor.decrypt(zero_vector) == [0] * 40
         pool.close()
         assert pool._thread is not None and not pool._thread.is_alive()
         assert len(pool) == 0 and pool.take(5) == []

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_unknown_backend_lists_the_available_ones():
-    with pytest.raises(ValueError, match="available: .*fast.*phe"):
+    with pytest.raises(ValueError, match=r"available: .*fast.*phe"):
         backends.get_backend("nope")
 
 

@@ -51,7 +51,7 @@ def test_cli_refuses_unusable_party_names(tmp_path, capsys, parties, message):
 
 def test_a_party_can_be_added_with_the_existing_ca(tmp_path):
     assert main(["certs", "--out", str(tmp_path), "--parties", "A1,B,C"]) == 0
-    cert, key = issue_party_certificate(tmp_path / "ca.crt", tmp_path / "ca.key", "A2", tmp_path)
+    _, key = issue_party_certificate(tmp_path / "ca.crt", tmp_path / "ca.key", "A2", tmp_path)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     TlsFiles.in_directory(tmp_path, "A2").load("A2")
     with pytest.raises(FileExistsError):

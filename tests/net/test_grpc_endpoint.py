@@ -12,9 +12,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from vfl.errors import (CertificateFileError, ChannelTimeoutError, PeerAbortedError,
-                        PeerAuthenticationError, PeerUnreachableError, ProtocolError,
-                        UnexpectedMessageError, WireFormatError)
+from vfl.errors import (
+    CertificateFileError,
+    ChannelTimeoutError,
+    PeerAbortedError,
+    PeerAuthenticationError,
+    PeerUnreachableError,
+    ProtocolError,
+    UnexpectedMessageError,
+    WireFormatError,
+)
 from vfl.net import GrpcEndpoint, InsecureTransportWarning, TlsFiles
 from vfl.protocol.channel import Envelope
 from vfl.protocol.messages import EpochEnd, EpochStart
@@ -168,9 +175,8 @@ def test_abort_reaches_every_peer(federation):
 
 def test_leaving_a_with_block_by_an_error_tells_the_peers(federation):
     eps = federation()
-    with pytest.raises(RuntimeError):
-        with eps["C"]:
-            raise RuntimeError("out of memory")
+    with pytest.raises(RuntimeError), eps["C"]:
+        raise RuntimeError("out of memory")
     with pytest.raises(PeerAbortedError, match="C stopped: RuntimeError: out of memory"):
         eps["B"].receive("A1", EpochStart, epoch=1)
 
@@ -240,9 +246,8 @@ def test_plaintext_client_is_refused_by_a_tls_server(federation, free_address):
     with pytest.warns(InsecureTransportWarning):
         plain = GrpcEndpoint("B", "s1", free_address(), {"A1": eps["A1"].address},
                              insecure=True, timeout=2, connect_timeout=0.5)
-    with plain:
-        with pytest.raises(PeerUnreachableError, match="cannot reach A1"):
-            plain.send("A1", EpochStart(1))
+    with plain, pytest.raises(PeerUnreachableError, match="cannot reach A1"):
+        plain.send("A1", EpochStart(1))
     with pytest.raises(ChannelTimeoutError):
         eps["A1"].receive("B", EpochStart)  # nothing got through
 
@@ -274,11 +279,11 @@ def test_client_certificate_from_another_ca_is_refused(federation, certs, other_
 
 def test_a_party_of_another_federation_cannot_send(federation, other_certs, free_address):
     eps = federation(("A1", "B"))
-    with GrpcEndpoint("B", "s1", free_address(), {"A1": eps["A1"].address},
-                      tls=TlsFiles.in_directory(other_certs, "B"), timeout=2,
-                      connect_timeout=1) as outsider:
-        with pytest.raises(PeerAuthenticationError, match="TLS handshake with A1 .* failed"):
-            outsider.send("A1", EpochStart(1))
+    with (GrpcEndpoint("B", "s1", free_address(), {"A1": eps["A1"].address},
+                       tls=TlsFiles.in_directory(other_certs, "B"), timeout=2,
+                       connect_timeout=1) as outsider,
+          pytest.raises(PeerAuthenticationError, match=r"TLS handshake with A1 .* failed")):
+        outsider.send("A1", EpochStart(1))
 
 
 def test_server_naming_another_party_is_refused(federation):
@@ -286,7 +291,7 @@ def test_server_naming_another_party_is_refused(federation):
     # A1 believes B listens where C does: C's certificate does not name B.
     eps["A1"].peers["B"] = eps["C"].address
     with pytest.raises(PeerAuthenticationError,
-                       match="Hostname Verification.*a certificate .* names 'B'"):
+                       match=r"Hostname Verification.*a certificate .* names 'B'"):
         eps["A1"].send("B", EpochStart(1))
 
 

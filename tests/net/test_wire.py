@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import math
@@ -19,8 +20,15 @@ from vfl.crypto.ciphertext import EncryptedVector
 from vfl.errors import ProtocolError, WireFormatError
 from vfl.protocol.channel import Envelope
 from vfl.protocol.messages import EpochStart, TrainingPlan
-from vfl.protocol.wire import (HEADER, MAGIC, MAX_DEPTH, TypeRegistry, decode_envelope,
-                               default_registry, encode_envelope)
+from vfl.protocol.wire import (
+    HEADER,
+    MAGIC,
+    MAX_DEPTH,
+    TypeRegistry,
+    decode_envelope,
+    default_registry,
+    encode_envelope,
+)
 from vfl.training import TrainingConfig
 
 #: Registered dataclasses that are not messages (never sent): they hold numpy arrays.
@@ -79,8 +87,8 @@ def build(cls: type) -> object:
 
 
 def envelope(body: object, **changes: object) -> Envelope:
-    fields = dict(session="session-1", sender="B", recipient="A1", seq=12, epoch=3, batch=4,
-                  step=type(body).__name__, body=body)
+    fields = {"session": "session-1", "sender": "B", "recipient": "A1", "seq": 12, "epoch": 3,
+              "batch": 4, "step": type(body).__name__, "body": body}
     fields.update(changes)
     return Envelope(**fields)  # type: ignore[arg-type]
 
@@ -166,7 +174,7 @@ def test_unregistered_dataclass_cannot_be_sent_and_cannot_be_received():
 
 def test_registry_refuses_two_types_of_one_name():
     @dataclasses.dataclass(frozen=True)
-    class EpochStart:  # noqa: F811 - deliberately the same name as the message
+    class EpochStart:  # deliberately the same name as the message
         batch_seed: int
 
     registry = default_registry()
@@ -189,7 +197,7 @@ def small_frame() -> bytearray:
 def test_every_truncation_is_a_wire_format_error_naming_the_sender():
     frame = small_frame()
     for cut in range(len(frame)):
-        with pytest.raises(WireFormatError, match="party A1: from B: .*(truncated|too few)"):
+        with pytest.raises(WireFormatError, match=r"party A1: from B: .*(truncated|too few)"):
             decode_envelope(frame[:cut], sender="B", party="A1")
 
 
@@ -266,10 +274,8 @@ def test_damaged_payloads_with_valid_checksums_raise_only_wire_format_errors(edi
     payload = bytearray(VALID_PAYLOAD)
     for position, data in edits:
         payload[position:position + len(data)] = data
-    try:
+    with contextlib.suppress(WireFormatError):  # refused; any other exception fails the test
         decode_envelope(frame_of(bytes(payload)), sender="B")
-    except WireFormatError:
-        pass  # refused; any other exception type fails the test
 
 
 def test_envelope_fields_must_have_their_types():
@@ -281,7 +287,7 @@ def test_envelope_fields_must_have_their_types():
 def test_other_format_version_is_refused_with_advice():
     frame = bytearray(encode_envelope(envelope(EpochStart(1))))
     frame[3] = 99
-    with pytest.raises(WireFormatError, match="version 99.*same vfl version"):
+    with pytest.raises(WireFormatError, match=r"version 99.*same vfl version"):
         decode_envelope(frame)
 
 

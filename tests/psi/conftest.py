@@ -26,7 +26,7 @@ def run_parties(network: InProcessNetwork, tasks: dict[str, Callable[[Any], Any]
         endpoint = network.endpoint(name)
         try:
             results[name] = tasks[name](endpoint)
-        except BaseException as exc:  # reported to the test below
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
             errors[name] = exc
             endpoint.abort(f"{type(exc).__name__}: {exc}")
 

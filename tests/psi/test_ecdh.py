@@ -113,7 +113,7 @@ def test_hash_alignment_still_available_and_hides_row_order(pair):
     network = InProcessNetwork(["A", "B"], "hash", record=True)
     ra, rb = pair(a_ids, b_ids, get_alignment("hash"), network=network)
     assert [a_ids[i] for i in ra.positions] == [b_ids[i] for i in rb.positions]
-    assert set(a_ids[i] for i in ra.positions) == {"2", "3", "9"}
+    assert {a_ids[i] for i in ra.positions} == {"2", "3", "9"}
     tags = next(e.body.tags for e in network.received_by("B")
                 if isinstance(e.body, AlignmentTags))
     chunks = [tags[i:i + 32] for i in range(0, len(tags), 32)]
@@ -287,7 +287,7 @@ def test_streams_through_a_transport_that_buffers_one_message(pair, sizes):
     a_ids = [str(i) for i in range(sizes[0])]
     b_ids = [str(i) for i in range(50, 50 + sizes[1])]
     with ThreadPoolExecutor(2) as pool:
-        kw = dict(executor=pool, inline_below=0, progress=False)
+        kw = {"executor": pool, "inline_below": 0, "progress": False}
         ra, rb = pair(a_ids, b_ids, EcdhAlignment(chunk_size=8, **kw),
                       EcdhAlignment(chunk_size=13, **kw), network=network)
     assert [a_ids[i] for i in ra.positions] == [b_ids[i] for i in rb.positions]

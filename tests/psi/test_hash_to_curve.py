@@ -5,8 +5,7 @@ from __future__ import annotations
 import gmpy2
 import pytest
 
-from vfl.psi.hash_to_curve import (DST, P, encode_to_curve, hash_to_field, map_to_curve,
-                                   u_from_bytes)
+from vfl.psi.hash_to_curve import DST, P, encode_to_curve, hash_to_field, map_to_curve, u_from_bytes
 
 #: RFC 9380, appendix J.7.1 (curve25519_XMD:SHA-512_ELL2_NU_): message, u[0],
 #: Q.x = map_to_curve(u[0]) and P.x = clear_cofactor(Q) = [8]Q.

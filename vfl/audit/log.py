@@ -109,14 +109,16 @@ class AuditLog:
             If a field has the wrong form.
         """
         head = self._head(self.verify())
-        if head is None and keys is None:
-            raise AuditLogError(f"{self.path} is empty: the first record must pin every "
-                                "party's public key; pass keys={party: public_key_hex(key)}")
+        if keys is None:
+            if head is None:
+                raise AuditLogError(f"{self.path} is empty: the first record must pin every "
+                                    "party's public key; pass keys={party: public_key_hex(key)}")
+            keys = head.keys
         return AuditRecord.create(
             index=0 if head is None else head.index + 1, session=session,
             fingerprints=fingerprints, config=config, metrics=metrics,
             model_hashes=model_hashes, contributions=contributions or {},
-            keys=keys if keys is not None else head.keys,
+            keys=keys,
             prev_hash=GENESIS_HASH if head is None else head.hash, time=time)
 
     def append(self, draft: AuditRecord,

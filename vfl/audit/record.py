@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -60,6 +60,9 @@ _HEX128 = re.compile(r"[0-9a-f]{128}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
 _BODY_FIELDS = ("format", "index", "time", "session", "fingerprints", "config", "metrics",
                 "model_hashes", "contributions", "keys", "prev_hash")
+
+#: Builds the error for one malformed field of the record being read.
+_Bad = Callable[[str], MalformedRecordError]
 
 
 @dataclass(frozen=True)
@@ -227,9 +230,12 @@ class AuditRecord:
         expected = {*_BODY_FIELDS, "hash", "signatures"}
         missing, unknown = expected - data.keys(), data.keys() - expected
         if missing or unknown:
-            raise bad("; ".join(filter(None, [
-                missing and f"missing field(s) {', '.join(sorted(missing))}",
-                unknown and f"unknown field(s) {', '.join(sorted(unknown))}"])))
+            problems = []
+            if missing:
+                problems.append(f"missing field(s) {', '.join(sorted(missing))}")
+            if unknown:
+                problems.append(f"unknown field(s) {', '.join(sorted(unknown))}")
+            raise bad("; ".join(problems))
         if data["format"] != RECORD_FORMAT:
             raise bad(f"format is {data['format']!r}, expected {RECORD_FORMAT!r}")
         if index is None or index < 0:
@@ -365,7 +371,8 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def _check_party_map(value: Any, name: str, pattern: re.Pattern[str], form: str, bad) -> None:
+def _check_party_map(value: Any, name: str, pattern: re.Pattern[str], form: str,
+                     bad: _Bad) -> None:
     if not isinstance(value, dict):
         raise bad(f"{name} must be a JSON object party -> {form}")
     for party, item in value.items():
@@ -374,7 +381,7 @@ def _check_party_map(value: Any, name: str, pattern: re.Pattern[str], form: str,
             raise bad(f"{name}[{party!r}] must be {form}, got {item!r}")
 
 
-def _check_number_map(value: Any, name: str, *, parties: bool, bad) -> None:
+def _check_number_map(value: Any, name: str, *, parties: bool, bad: _Bad) -> None:
     if not isinstance(value, dict):
         raise bad(f"{name} must be a JSON object name -> number")
     for key, item in value.items():
@@ -385,7 +392,7 @@ def _check_number_map(value: Any, name: str, *, parties: bool, bad) -> None:
             raise bad(f"{name}[{key!r}] must be a finite number, got {item!r}")
 
 
-def _check_party(party: str, name: str, bad) -> None:
+def _check_party(party: str, name: str, bad: _Bad) -> None:
     try:
         check_party_name(party)
     except ValueError as exc:

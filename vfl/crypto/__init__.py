@@ -15,10 +15,10 @@ from vfl.crypto.masks import SHARE_MODULUS_BITS, draw_masks, expand_masks, unmas
 __all__ = [
     "DEFAULT_BACKEND",
     "DEFAULT_KEY_BITS",
-    "EncryptedVector",
-    "FixedPointCodec",
     "MIN_SECURE_KEY_BITS",
     "SHARE_MODULUS_BITS",
+    "EncryptedVector",
+    "FixedPointCodec",
     "PaillierDecryptor",
     "PaillierEngine",
     "available_backends",

@@ -85,7 +85,8 @@ class EncryptedVector:
     @staticmethod
     def byte_width(public_key: phe.PaillierPublicKey) -> int:
         """Bytes per serialised ciphertext: enough for any value below n**2."""
-        return (public_key.nsquare.bit_length() + 7) // 8
+        nsquare: int = public_key.nsquare
+        return (nsquare.bit_length() + 7) // 8
 
     def to_bytes(self) -> bytes:
         """Fixed-width big-endian bytes, one ciphertext after another."""
@@ -93,7 +94,8 @@ class EncryptedVector:
         return b"".join(int(c).to_bytes(width, "big") for c in self.ciphertexts)
 
     @classmethod
-    def from_bytes(cls, public_key: phe.PaillierPublicKey, data: bytes) -> EncryptedVector:
+    def from_bytes(cls, public_key: phe.PaillierPublicKey,
+                   data: bytes | bytearray | memoryview) -> EncryptedVector:
         """Inverse of :meth:`to_bytes`; the result still needs validation."""
         width = cls.byte_width(public_key)
         if len(data) % width:

@@ -94,7 +94,7 @@ class PaillierEngine(ABC):
         """Reject anything that is not a ciphertext under this engine's key."""
         validate_ciphertexts(vector, self.public_key, sender=sender, what=what, party=party)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most engines hold nothing to release
         """Release background resources (pools, threads); idempotent."""
 
     # --- encryption ------------------------------------------------------
@@ -172,5 +172,5 @@ class PaillierDecryptor(ABC):
     def decrypt(self, vector: EncryptedVector) -> list[int]:
         """Raw plaintexts in [0, n), one per ciphertext."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most decryptors hold nothing to release
         """Release background resources; idempotent."""

@@ -26,7 +26,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from multiprocessing.context import BaseContext
+from typing import Any, TypeVar, overload
 
 from vfl.crypto.workers import watch_owner
 
@@ -68,6 +69,7 @@ def default_executor() -> ProcessPoolExecutor:
     global _default, _default_workers
     with _lock:
         if _default is None:
+            ctx: BaseContext
             try:
                 ctx = multiprocessing.get_context("forkserver")
                 # Workers import the kernels once, in the server, not per task.
@@ -102,7 +104,11 @@ def executor_workers(executor: Executor | None) -> int:
     return workers if isinstance(workers, int) and workers > 0 else cpu_count()
 
 
-def split(items: Sequence[T], parts: int) -> list[Sequence[T]]:
+@overload
+def split(items: range, parts: int) -> list[range]: ...
+@overload
+def split(items: Sequence[T], parts: int) -> list[Sequence[T]]: ...
+def split(items: Sequence[T], parts: int) -> list[Sequence[T]] | list[range]:
     """Cut `items` into at most `parts` contiguous, nearly equal, non-empty chunks."""
     parts = max(1, min(parts, len(items)))
     size, extra = divmod(len(items), parts)
@@ -145,7 +151,7 @@ def run_chunks(executor: Executor | None, fn: Callable[..., T],
     if executor is None or len(chunks) == 0:
         return [fn(*args, chunk) for chunk in chunks]
     with foreground():
-        futures: list[Future] = [executor.submit(fn, *args, chunk) for chunk in chunks]
+        futures: list[Future[T]] = [executor.submit(fn, *args, chunk) for chunk in chunks]
         try:
             return [f.result() for f in futures]
         finally:

@@ -23,8 +23,9 @@ and what this engine does about it:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from typing import Any, TypeVar
 
 import gmpy2
 import phe
@@ -39,6 +40,8 @@ from vfl.crypto.multiexp import signed_residue
 from vfl.crypto.obfuscator_pool import ObfuscatorPool
 
 __all__ = ["FastDecryptor", "FastEngine"]
+
+_T = TypeVar("_T")
 
 _MPZ = type(mpz(0))
 
@@ -139,7 +142,7 @@ class FastEngine(PaillierEngine):
             if v.public_key != self.public_key:
                 raise ValueError("ciphertexts are under a different public key than this engine's")
 
-    def _chunks(self, items: Sequence, per_task_min: int) -> list[Sequence]:
+    def _chunks(self, items: Sequence[_T], per_task_min: int) -> list[Sequence[_T]]:
         """Split into one chunk per worker, or one chunk if too small to share."""
         parts = min(self._workers, max(1, len(items) // max(1, per_task_min)))
         return executors.split(items, parts)
@@ -154,7 +157,8 @@ class FastEngine(PaillierEngine):
         return (self._executor is not None and count < _INLINE_EXPONENTIATIONS
                 and not workers.has_table(self.spec))
 
-    def _map_balanced(self, fn, items: Sequence) -> list:
+    def _map_balanced(self, fn: Callable[[workers.DjnSpec, Sequence[int]], list[int]],
+                      items: Sequence[int]) -> list[int]:
         """`fn(spec, chunk)` over `items`: inline, or in several chunks per worker.
 
         Obfuscator work splits into equal pieces at no cost, so it is cut
@@ -166,17 +170,18 @@ class FastEngine(PaillierEngine):
         # A multiple of the worker count, so that no worker gets an extra piece.
         per_worker = min(4, max(1, len(items) // (self._workers * _CHUNK_OBFUSCATORS)))
         parts = self._workers * per_worker
-        out: list = []
+        out: list[int] = []
         for part in executors.run_chunks(self._executor, fn, executors.split(items, parts),
                                          self.spec):
             out.extend(part)
         return out
 
-    def _map(self, fn, items: Sequence, per_task_min: int, *args) -> list:
+    def _map(self, fn: Callable[..., list[int]], items: Sequence[Any], per_task_min: int,
+             *args: Any) -> list[int]:
         """Concatenated results of `fn(*args, chunk)` over chunks of `items`."""
         if self._executor is None or len(items) < per_task_min:
             return fn(*args, items) if items else []
-        out: list = []
+        out: list[int] = []
         for part in executors.run_chunks(self._executor, fn, self._chunks(items, per_task_min),
                                          *args):
             out.extend(part)

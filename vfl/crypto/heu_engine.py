@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
+from typing import TypeAlias
 
 import gmpy2
 import numpy as np
@@ -79,7 +80,23 @@ def _mpint(value: int) -> bytes:
     return _str(value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True))
 
 
-def _read(data: bytes, i: int) -> tuple[object, int]:
+#: A decoded msgpack value: the layout uses unsigned ints, byte strings and arrays.
+_Value: TypeAlias = "int | bytes | list[_Value]"
+
+
+def _array(value: _Value) -> list[_Value]:
+    if not isinstance(value, list):
+        raise ValueError("unexpected HEU data: a msgpack array was expected")
+    return value
+
+
+def _bytes(value: _Value) -> bytes:
+    if not isinstance(value, bytes):
+        raise ValueError("unexpected HEU data: a msgpack string was expected")
+    return value
+
+
+def _read(data: bytes, i: int) -> tuple[_Value, int]:
     t = data[i]
     if t < 0x80:
         return t, i + 1
@@ -89,7 +106,7 @@ def _read(data: bytes, i: int) -> tuple[object, int]:
         else:
             width = 2 if t == 0xDC else 4
             size, i = int.from_bytes(data[i + 1:i + 1 + width], "big"), i + 1 + width
-        out = []
+        out: list[_Value] = []
         for _ in range(size):
             item, i = _read(data, i)
             out.append(item)
@@ -136,28 +153,29 @@ class _Kit:
 
     # conversions ---------------------------------------------------------------
 
-    def plain(self, values: Sequence[int], shape: tuple[int, int] | None = None):
+    def plain(self, values: Sequence[int],
+              shape: tuple[int, int] | None = None) -> hnp.PlaintextArray:
         # HEU takes plaintexts in (-n/2, n/2].
         n = self.n
         arr = np.array([signed_residue(v, n) for v in values], dtype=object)
         arr = arr.reshape(shape if shape else (len(arr), 1))
         return self.kit.array(arr, self.encoder)
 
-    def to_heu(self, ciphertexts: Sequence[int]):
+    def to_heu(self, ciphertexts: Sequence[int]) -> hnp.CiphertextArray:
         n2, r = self.n2, self.r
         inner = [_str(b"\x91" + _mpint(c * r % n2) + _SCHEMA_TAG) for c in ciphertexts]
         data = (_array_header(4) + _uint(len(inner)) + _uint(1) + _uint(2)
                 + _array_header(len(inner)) + b"".join(inner) + _SCHEMA_TAG)
         return hnp.CiphertextArray.load_from(data)
 
-    def from_heu(self, array) -> list[int]:
+    def from_heu(self, array: hnp.CiphertextArray) -> list[int]:
         data = array.serialize()
-        (rows, cols, _ndim, items), _ = _read(data, 0)
+        _rows, _cols, _ndim, items = _array(_read(data, 0)[0])
         n2, r_inv = self.n2, self.r_inv
         out = []
-        for item in items:
-            (raw,), _ = _read(item, 0)
-            out.append(int(int.from_bytes(raw, "little", signed=True) * r_inv % n2))
+        for item in _array(items):
+            (raw,) = _array(_read(_bytes(item), 0)[0])
+            out.append(int(int.from_bytes(_bytes(raw), "little", signed=True) * r_inv % n2))
         return out
 
 
@@ -209,7 +227,7 @@ class HeuEngine(PaillierEngine):
     def public_params_for(cls, private_key: phe.PaillierPrivateKey) -> dict[str, int]:
         return djn_public_params(private_key)
 
-    def _vector(self, array) -> EncryptedVector:
+    def _vector(self, array: hnp.CiphertextArray) -> EncryptedVector:
         return EncryptedVector(self.public_key, tuple(self._kit.from_heu(array)))
 
     def encrypt(self, plaintexts: Sequence[int]) -> EncryptedVector:
@@ -247,9 +265,10 @@ class HeuEngine(PaillierEngine):
             return EncryptedVector(self.public_key, (self._scalar_from_heu(total),))
         return self._vector(total)
 
-    def _scalar_from_heu(self, ciphertext) -> int:
-        (raw,), _ = _read(ciphertext.serialize(), 0)
-        return int(int.from_bytes(raw, "little", signed=True) * self._kit.r_inv % self._kit.n2)
+    def _scalar_from_heu(self, ciphertext: hphe.Ciphertext) -> int:
+        (raw,) = _array(_read(ciphertext.serialize(), 0)[0])
+        return int(int.from_bytes(_bytes(raw), "little", signed=True) * self._kit.r_inv
+                   % self._kit.n2)
 
     def matvec_t(self, matrix: Sequence[Sequence[int]], a: EncryptedVector) -> EncryptedVector:
         self._check_matrix(matrix, a)

@@ -69,4 +69,6 @@ def generate_keypair(
     (phe.PaillierPublicKey, phe.PaillierPrivateKey)
     """
     check_key_bits(key_bits, insecure=insecure, party="C")
-    return phe.generate_paillier_keypair(n_length=key_bits)
+    keypair: tuple[phe.PaillierPublicKey, phe.PaillierPrivateKey] = \
+        phe.generate_paillier_keypair(n_length=key_bits)
+    return keypair

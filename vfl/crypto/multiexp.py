@@ -91,7 +91,7 @@ def multiexp(bases: Sequence[gmpy2.mpz], exps: Sequence[int], modulus: int) -> g
             for _ in range(c):
                 result = result * result % mod
         shift = w * c
-        buckets: list = [None] * (mask + 1)
+        buckets: list[gmpy2.mpz | None] = [None] * (mask + 1)
         for b, e in pairs:
             d = (e >> shift) & mask
             if d:
@@ -120,7 +120,7 @@ def batch_invert(values: Sequence[gmpy2.mpz], modulus: int) -> list[gmpy2.mpz]:
     for v in values[1:]:
         prefix.append(prefix[-1] * v % mod)
     inv = gmpy2.invert(prefix[-1], mod)  # raises ZeroDivisionError if not invertible
-    out: list = [None] * len(values)
+    out: list[gmpy2.mpz] = [None] * len(values)  # each set below
     for i in range(len(values) - 1, 0, -1):
         out[i] = inv * prefix[i - 1] % mod
         inv = inv * values[i] % mod
@@ -134,12 +134,9 @@ def best_signed_window(count: int, bits: int) -> tuple[int, int]:
     Signed digits need one more bit (the last carry) and 2^(c-1) buckets,
     combined in 2^c multiplications.
     """
-    best_c, best_cost = 1, None
-    for c in range(2, 20):
-        cost = -(-(bits + 1) // c) * (count + (1 << c))
-        if best_cost is None or cost < best_cost:
-            best_c, best_cost = c, cost
-    return best_c, best_cost
+    costs = {c: -(-(bits + 1) // c) * (count + (1 << c)) for c in range(2, 20)}
+    best_c = min(costs, key=costs.__getitem__)  # the smallest window among equals
+    return best_c, costs[best_c]
 
 
 def matvec_cost(rows: int, cols: int, bits: int, negative_rows: int | None = None) -> int:
@@ -181,7 +178,7 @@ def _signed_digits(magnitudes: np.ndarray, signs: np.ndarray, c: int,
     return out
 
 
-def _signed_multiexp(both: list, digits: list[np.ndarray], c: int, mod: gmpy2.mpz,
+def _signed_multiexp(both: list[gmpy2.mpz], digits: list[np.ndarray], c: int, mod: gmpy2.mpz,
                      count: int) -> gmpy2.mpz:
     """``prod_i b_i^(k_i)`` from signed digits; ``both = bases + inverse bases``."""
     half = 1 << (c - 1)
@@ -197,7 +194,7 @@ def _signed_multiexp(both: list, digits: list[np.ndarray], c: int, mod: gmpy2.mp
         d = digit[nonzero]
         # Base i for a positive digit, its inverse (at count + i) for a negative one.
         which = np.where(d > 0, index[nonzero], index[nonzero] + count).tolist()
-        buckets: list = [None] * (half + 1)
+        buckets: list[gmpy2.mpz | None] = [None] * (half + 1)
         for k, b in zip(np.abs(d).tolist(), which):
             bucket = buckets[k]
             buckets[k] = both[b] if bucket is None else bucket * both[b] % mod
@@ -267,7 +264,8 @@ def matvec_columns(ciphertexts: Sequence[int], rows: Sequence[Sequence[int]], n:
     return out
 
 
-def _combine_buckets(buckets: list, top: int, mod):
+def _combine_buckets(buckets: list[gmpy2.mpz | None], top: int,
+                     mod: gmpy2.mpz) -> gmpy2.mpz | None:
     """prod_{d=1..top} B_d^d, or None if every bucket is empty.
 
     Equal to prod_d (prod_{d' >= d} B_d'): two running suffix products, at

@@ -133,6 +133,8 @@ class ObfuscatorPool:
 
     def _run(self) -> None:
         executor = self.executor
+        if executor is None:  # _start runs no thread without an executor
+            return
         parallel = executors.executor_workers(executor)
         while True:
             with self._cond:

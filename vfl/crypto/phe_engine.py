@@ -7,7 +7,7 @@ arithmetic uses ``phe.util``'s modular helpers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import phe
 from phe.util import invert, mulmod, powmod
@@ -23,15 +23,16 @@ class PheEngine(PaillierEngine):
 
     name = "phe"
 
-    def _vector(self, values: Sequence[int]) -> EncryptedVector:
+    def _vector(self, values: Iterable[int]) -> EncryptedVector:
         return EncryptedVector(self.public_key, tuple(int(v) for v in values))
 
     def _scalar_mul(self, c: int, k: int) -> int:
         # A negative scalar is applied to the inverse ciphertext so the
         # exponent stays small instead of becoming n - |k|.
         if k < 0:
-            return powmod(invert(c, self.n_square), -k, self.n_square)
-        return powmod(c, k, self.n_square)
+            c, k = invert(c, self.n_square), -k
+        result: int = powmod(c, k, self.n_square)
+        return result
 
     def encrypt(self, plaintexts: Sequence[int]) -> EncryptedVector:
         n = self.n
@@ -45,7 +46,8 @@ class PheEngine(PaillierEngine):
     def add(self, a: EncryptedVector, b: EncryptedVector) -> EncryptedVector:
         if len(a) != len(b):
             raise ValueError(f"cannot add vectors of lengths {len(a)} and {len(b)}")
-        return self._vector(mulmod(x, y, self.n_square) for x, y in zip(a.ciphertexts, b.ciphertexts))
+        return self._vector(mulmod(x, y, self.n_square)
+                            for x, y in zip(a.ciphertexts, b.ciphertexts))
 
     def add_plain(self, a: EncryptedVector, plaintexts: Sequence[int]) -> EncryptedVector:
         if len(a) != len(plaintexts):

@@ -42,7 +42,7 @@ def split_vertically(frame: pd.DataFrame, *, id_column: str, label_column: str,
     """
     rng = np.random.default_rng(seed)
     n = len(frame)
-    drop = int(round(drop_fraction * n))
+    drop = round(drop_fraction * n)
     keep_a = np.sort(rng.permutation(n)[drop:])
     keep_b = np.sort(rng.permutation(n)[drop:])
     a_cols = [id_column, *feature_holder_columns]

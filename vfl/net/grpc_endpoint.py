@@ -33,17 +33,22 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
-from vfl.errors import (ChannelTimeoutError, PeerAbortedError, PeerAuthenticationError,
-                        PeerUnreachableError, ProtocolError, WireFormatError)
+from vfl.errors import (
+    ChannelTimeoutError,
+    PeerAbortedError,
+    PeerAuthenticationError,
+    PeerUnreachableError,
+    ProtocolError,
+    WireFormatError,
+)
 from vfl.net.certs import check_party_name
 from vfl.net.tls import TlsFiles
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, Envelope, _Abort
-from vfl.protocol.wire import (HEADER, TypeRegistry, decode_envelope, encode_envelope,
-                               frame_length)
+from vfl.protocol.wire import HEADER, TypeRegistry, decode_envelope, encode_envelope, frame_length
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -111,7 +116,14 @@ class _Failure:
     error: Exception
 
 
-_CLOSED = object()
+class _Closed:
+    """Sentinel: the endpoint is closed; raised by every later receive."""
+
+
+_CLOSED = _Closed()
+
+#: What a receive queue holds: a message, or why the next receive must raise.
+_Item = Envelope | _Abort | _Failure | _Closed
 
 
 class GrpcEndpoint(Endpoint):
@@ -194,7 +206,7 @@ class GrpcEndpoint(Endpoint):
         self._registry = registry
         self.traffic = {peer: LinkTraffic() for peer in self.peers}
         self._traffic_lock = threading.Lock()
-        self._queues: dict[str, queue.Queue[Any]] = {p: queue.Queue() for p in self.peers}
+        self._queues: dict[str, queue.Queue[_Item]] = {p: queue.Queue() for p in self.peers}
         self._channels: dict[str, grpc.Channel] = {}
         self._channel_lock = threading.Lock()
         self._closed = False
@@ -279,8 +291,8 @@ class GrpcEndpoint(Endpoint):
         view = memoryview(frame)
         if self.capture is not None:
             self.capture("sent", peer, view)
-        deliver = self._channel(peer).stream_unary(
-            _DELIVER, request_serializer=bytes, response_deserializer=None)
+        deliver: grpc.StreamUnaryMultiCallable[memoryview, bytes] = self._channel(
+            peer).stream_unary(_DELIVER, request_serializer=bytes, response_deserializer=None)
 
         def chunks() -> Iterator[memoryview]:
             for start in range(0, len(view), self.chunk_bytes):
@@ -303,8 +315,8 @@ class GrpcEndpoint(Endpoint):
         for peer in self.peers:
             frame = encode_envelope(Envelope(self.session, self.name, peer, -1, 0, 0,
                                              _ABORT_STEP, abort.reason[:4000]), self._registry)
-            call = self._channel(peer).unary_unary(_ABORT, request_serializer=bytes,
-                                                   response_deserializer=None)
+            call: grpc.UnaryUnaryMultiCallable[bytearray, bytes] = self._channel(
+                peer).unary_unary(_ABORT, request_serializer=bytes, response_deserializer=None)
             # wait_for_ready: a peer still connecting gets the notice too, within the bound.
             pending.append((peer, call.future(frame, timeout=min(self.timeout, ABORT_TIMEOUT_S),
                                               metadata=self._metadata(peer),
@@ -320,14 +332,15 @@ class GrpcEndpoint(Endpoint):
         with self._channel_lock:
             channel = self._channels.get(peer)
             if channel is None:
-                options = [*_message_size_options(),
-                           ("grpc.enable_retries", 0),  # retries are ours, with our deadline
-                           # Reconnect quickly once a peer (re)starts, not after minutes.
-                           ("grpc.initial_reconnect_backoff_ms", 100),
-                           ("grpc.min_reconnect_backoff_ms", 100),
-                           ("grpc.max_reconnect_backoff_ms", 2000),
-                           # Own connections: endpoints of one process never share one.
-                           ("grpc.use_local_subchannel_pool", 1)]
+                options: list[tuple[str, int | str]] = [
+                    *_message_size_options(),
+                    ("grpc.enable_retries", 0),  # retries are ours, with our deadline
+                    # Reconnect quickly once a peer (re)starts, not after minutes.
+                    ("grpc.initial_reconnect_backoff_ms", 100),
+                    ("grpc.min_reconnect_backoff_ms", 100),
+                    ("grpc.max_reconnect_backoff_ms", 2000),
+                    # Own connections: endpoints of one process never share one.
+                    ("grpc.use_local_subchannel_pool", 1)]
                 if self._tls is None:
                     channel = grpc.insecure_channel(self.peers[peer], options=options)
                 else:
@@ -406,7 +419,7 @@ class GrpcEndpoint(Endpoint):
         if isinstance(item, _Abort):
             q.put(item)  # every later receive on this link fails alike
             raise PeerAbortedError(f"{item.party} stopped: {item.reason}", party=self.name)
-        if item is _CLOSED:
+        if isinstance(item, _Closed):
             q.put(item)
             raise ProtocolError("the endpoint is closed", party=self.name)
         if isinstance(item, _Failure):
@@ -418,11 +431,12 @@ class GrpcEndpoint(Endpoint):
     def _identify(self, context: grpc.ServicerContext) -> str:
         """The calling party, authenticated by its certificate unless insecure."""
         metadata = dict(context.invocation_metadata())
-        claimed, recipient = metadata.get("vfl-sender"), metadata.get("vfl-recipient")
+        claimed, recipient = _text(metadata.get("vfl-sender")), _text(metadata.get("vfl-recipient"))
         if self._tls is None:
             identity = claimed
         else:
-            auth = context.auth_context()
+            # grpc gives a list of values per property; its type stub says bytes.
+            auth = cast("Mapping[str, list[bytes]]", context.auth_context())
             common = auth.get("x509_common_name", [])
             identity = common[0].decode("utf-8", "replace") if len(common) == 1 else None
             if identity is None or identity.encode() not in auth.get(
@@ -509,6 +523,11 @@ class GrpcEndpoint(Endpoint):
         for q in self._queues.values():
             q.put(notice)
         return b""
+
+
+def _text(value: str | bytes | None) -> str | None:
+    """A text metadata value: only keys ending in ``-bin`` carry bytes."""
+    return value if isinstance(value, str) else None
 
 
 def _message_size_options() -> list[tuple[str, int]]:

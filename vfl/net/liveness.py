@@ -67,8 +67,8 @@ class PeerWatch:
         self._stop.set()
 
     def _run(self) -> None:
-        seen = {peer: False for peer in self.endpoint.peers}
-        refused = {peer: 0 for peer in self.endpoint.peers}
+        seen = dict.fromkeys(self.endpoint.peers, False)
+        refused = dict.fromkeys(self.endpoint.peers, 0)
         while not self._stop.wait(self.interval):
             for peer, address in self.endpoint.peers.items():
                 up = _accepts(address, self.interval)

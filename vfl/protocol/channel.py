@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -227,6 +227,6 @@ class _QueueEndpoint(Endpoint):
         return item
 
     def _broadcast_abort(self, abort: _Abort) -> None:
-        for (sender, recipient), q in self._network._queues.items():
+        for (_, recipient), q in self._network._queues.items():
             if recipient != abort.party:
                 q.put(abort)

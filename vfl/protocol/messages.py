@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from vfl.crypto.ciphertext import EncryptedVector
+from vfl.protocol.wire import wire_message
 from vfl.training import TrainingConfig
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
 # --- set-up ------------------------------------------------------------------
 
 
+@wire_message
 @dataclass(frozen=True)
 class PublicKeyMessage:
     """C -> A, B: the Paillier public key and the encoding everyone uses.
@@ -73,6 +75,7 @@ class PublicKeyMessage:
     value_bits: int = 64
 
 
+@wire_message
 @dataclass(frozen=True)
 class TrainingPlan:
     """B -> A, C: the configuration B will run and the aligned row count.
@@ -91,6 +94,7 @@ class TrainingPlan:
 # --- alignment (A <-> B only; C takes no part) ---------------------------------
 
 
+@wire_message
 @dataclass(frozen=True)
 class AlignmentKey:
     """A <-> B: an X25519 public key for agreeing the keyed-hash key."""
@@ -98,6 +102,7 @@ class AlignmentKey:
     public_key: bytes
 
 
+@wire_message
 @dataclass(frozen=True)
 class AlignmentTags:
     """A <-> B: one tag per ID, concatenated (``width`` bytes each).
@@ -113,6 +118,7 @@ class AlignmentTags:
 # --- training -----------------------------------------------------------------
 
 
+@wire_message
 @dataclass(frozen=True)
 class EpochStart:
     """B -> A: the seed both sides derive this epoch's batch order from."""
@@ -120,6 +126,7 @@ class EpochStart:
     batch_seed: int
 
 
+@wire_message
 @dataclass(frozen=True)
 class EncryptedPartialScores:
     """A -> B: [[u_A]] and [[L_A]], L_A = sum u_A^2 + m*lambda*||theta_A||^2."""
@@ -128,6 +135,7 @@ class EncryptedPartialScores:
     loss_part: EncryptedVector
 
 
+@wire_message
 @dataclass(frozen=True)
 class EncryptedResidual:
     """B -> A: [[k d]] = [[sum_j u_Aj]] + v, re-randomised for this recipient.
@@ -139,6 +147,7 @@ class EncryptedResidual:
     residual: EncryptedVector
 
 
+@wire_message
 @dataclass(frozen=True)
 class CrossTermRequest:
     """B -> A_j: [[U]] = [[sum_{k>j} u_Ak]], re-randomised, for the loss's cross terms.
@@ -151,6 +160,7 @@ class CrossTermRequest:
     values: EncryptedVector
 
 
+@wire_message
 @dataclass(frozen=True)
 class CrossTerm:
     """A_j -> B: [[2 sum_i u_Aj,i U_i]], one ciphertext, re-randomised."""
@@ -158,6 +168,7 @@ class CrossTerm:
     value: EncryptedVector
 
 
+@wire_message
 @dataclass(frozen=True)
 class EncryptedValidationScores:
     """A -> B: [[u_A]] and [[sum u_A^2]] on the validation rows (batch 0)."""
@@ -166,6 +177,7 @@ class EncryptedValidationScores:
     loss_part: EncryptedVector
 
 
+@wire_message
 @dataclass(frozen=True)
 class EncryptedLoss:
     """B -> C: [[S]] for a batch of `batch_rows` rows, re-randomised.
@@ -178,6 +190,7 @@ class EncryptedLoss:
     batch_rows: int
 
 
+@wire_message
 @dataclass(frozen=True)
 class EncryptedValidationLoss:
     """B -> C: [[S]] of the validation rows (no penalty), after each epoch."""
@@ -186,6 +199,7 @@ class EncryptedValidationLoss:
     rows: int
 
 
+@wire_message
 @dataclass(frozen=True)
 class ConvergenceVote:
     """A or B -> C: whether this party's own weights moved by at most tol this epoch.
@@ -196,6 +210,7 @@ class ConvergenceVote:
     converged: bool
 
 
+@wire_message
 @dataclass(frozen=True)
 class MaskedGradient:
     """A or B -> C: [[X^T d + R]] (B appends [[sum d + R_b]]), re-randomised."""
@@ -203,6 +218,7 @@ class MaskedGradient:
     values: EncryptedVector
 
 
+@wire_message
 @dataclass(frozen=True)
 class DecryptedMaskedGradient:
     """C -> A or B: the decrypted masked gradient, residues in Z_n."""
@@ -210,6 +226,7 @@ class DecryptedMaskedGradient:
     values: tuple[int, ...]
 
 
+@wire_message
 @dataclass(frozen=True)
 class EpochEnd:
     """C -> A, B: whether to stop. Only B is told the losses.
@@ -236,6 +253,7 @@ class EpochEnd:
 # --- after training -------------------------------------------------------------
 
 
+@wire_message
 @dataclass(frozen=True)
 class InterceptOffset:
     """A -> B: A's partial score of an all-zero raw row.
@@ -248,6 +266,7 @@ class InterceptOffset:
     offset: float
 
 
+@wire_message
 @dataclass(frozen=True)
 class PartialScores:
     """A -> B: u_A in the clear for rows to predict (PROTOCOL.md, prediction)."""
@@ -255,6 +274,7 @@ class PartialScores:
     scores: tuple[float, ...]
 
 
+@wire_message
 @dataclass(frozen=True)
 class PredictionMaskSeed:
     """B -> A: a 32-byte seed of the masks that hide A's scores from C.
@@ -267,6 +287,7 @@ class PredictionMaskSeed:
     seed: bytes
 
 
+@wire_message
 @dataclass(frozen=True)
 class MaskedPartialScores:
     """A or B -> C: fixed-point partial scores plus masks, mod 2**256.
@@ -288,6 +309,7 @@ def ciphertext_fields(message: object) -> list[tuple[str, EncryptedVector]]:
 # --- resuming from checkpoints (only when every party keeps checkpoints) ----------
 
 
+@wire_message
 @dataclass(frozen=True)
 class ResumeState:
     """A or C -> B: the epochs this party holds a usable checkpoint of.
@@ -299,12 +321,13 @@ class ResumeState:
     epochs: tuple[int, ...]
 
 
+@wire_message
 @dataclass(frozen=True)
 class ResumeDecision:
     """B -> A, C: the epoch every party resumes after (None: start afresh).
 
     B picks the latest epoch every party holds a checkpoint of, its own
-    included (:func:`vfl.checkpoint.agree_resume_epoch`).
+    included (:func:`vfl.runtime.checkpoint.agree_resume_epoch`).
     """
 
     epoch: int | None
@@ -313,6 +336,7 @@ class ResumeDecision:
 # --- the signed audit record of a networked run (parties/audit_exchange.py) ----------
 
 
+@wire_message
 @dataclass(frozen=True)
 class AuditPlan:
     """Before training: whether the sender's configuration has an ``[audit]`` table.
@@ -325,6 +349,7 @@ class AuditPlan:
     enabled: bool
 
 
+@wire_message
 @dataclass(frozen=True)
 class AuditClaim:
     """A or C -> B, after training: what this party states for the run's audit record.
@@ -352,6 +377,7 @@ class AuditClaim:
     settings: dict[str, object] = field(default_factory=dict)
 
 
+@wire_message
 @dataclass(frozen=True)
 class AuditDraft:
     """B -> A, C: the unsigned record, :meth:`~vfl.audit.AuditRecord.to_json` form."""
@@ -359,6 +385,7 @@ class AuditDraft:
     record: str
 
 
+@wire_message
 @dataclass(frozen=True)
 class AuditSignature:
     """A or C -> B: the party's :class:`~vfl.audit.PartySignature` over the draft."""
@@ -368,6 +395,7 @@ class AuditSignature:
     signature: str
 
 
+@wire_message
 @dataclass(frozen=True)
 class AuditRecordFinal:
     """B -> A, C: the record as B appended it, every signature included.

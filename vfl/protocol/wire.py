@@ -43,17 +43,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import importlib
-import inspect
-import pkgutil
 import struct
 import threading
 import types
 import typing
 import zlib
 from collections.abc import Iterable
-from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import phe
@@ -71,6 +67,7 @@ __all__ = [
     "default_registry",
     "encode_envelope",
     "frame_length",
+    "wire_message",
 ]
 
 MAGIC = b"VFL"
@@ -85,10 +82,7 @@ MAX_DEPTH = 32
 #: a hostile one cannot make squaring it (for n^2) take long.
 MAX_MODULUS_BITS = 1 << 14
 
-#: Modules whose dataclasses (and enums) are the protocol's messages.
-MESSAGE_MODULES = ("vfl.protocol.messages", "vfl.training")
-#: Packages every module of which is scanned alike (PSI messages live next to their method).
-MESSAGE_PACKAGES = ("vfl.psi",)
+_T = TypeVar("_T")
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -103,12 +97,19 @@ class TypeRegistry:
 
     def __init__(self, types: Iterable[type] = ()) -> None:
         self._types: dict[str, type] = {}
-        self._lock = threading.Lock()
+        #: Registered with ``follow_fields`` and not yet followed (see :meth:`_follow_pending`).
+        self._unfollowed: list[type] = []
+        self._lock = threading.RLock()  # reentrant: following field types registers more
         for cls in types:
             self.register(cls)
 
-    def register(self, cls: type) -> type:
+    def register(self, cls: type[_T], *, follow_fields: bool = False) -> type[_T]:
         """Allow `cls` (a dataclass or an Enum) to be decoded; returns it (usable as a decorator).
+
+        With `follow_fields`, the dataclasses and enums of its field types are
+        allowed too (:meth:`register_field_types`), at the registry's first use
+        after this call: annotations cannot be resolved while the module that
+        defines `cls` is still being imported.
 
         Raises
         ------
@@ -128,78 +129,90 @@ class TypeRegistry:
                 raise ValueError(f"two message types are named {cls.__name__}: "
                                  f"{known.__module__} and {cls.__module__}; rename one")
             self._types[cls.__name__] = cls
+            if follow_fields:
+                self._unfollowed.append(cls)
         return cls
-
-    def register_module(self, module: ModuleType) -> None:
-        """Register every dataclass and Enum defined in `module` (not imported into it)."""
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if cls.__module__ == module.__name__ and (
-                    dataclasses.is_dataclass(cls) or
-                    (issubclass(cls, enum.Enum) and cls is not enum.Enum)):
-                self.register(cls)
 
     def register_field_types(self, cls: type) -> None:
         """Register the dataclasses and enums named in `cls`'s field types, recursively.
 
         A message's nested configuration (say an optimizer's settings) is thus
-        allowed wherever its class is defined.
+        allowed wherever its class is defined. Annotations that cannot be
+        resolved add nothing.
         """
+        self._follow(cls)
+
+    def _follow(self, cls: type) -> bool:
+        """:meth:`register_field_types`; False if a name in an annotation is not defined (yet)."""
+        complete = True
         seen: set[type] = set()
         pending = [cls]
-        while pending:
-            current = pending.pop()
-            if current in seen or not dataclasses.is_dataclass(current):
-                continue
-            seen.add(current)
-            try:
-                hints = typing.get_type_hints(current)
-            except Exception:  # noqa: BLE001 - an unresolvable annotation: nothing to add
-                continue
-            for hint in hints.values():
-                for found in _classes_in(hint):
-                    if found is EncryptedVector:
-                        continue  # has its own tag; never built from arbitrary fields
-                    if dataclasses.is_dataclass(found) or issubclass(found, enum.Enum):
-                        self.register(found)
-                        pending.append(found)
+        with self._lock:
+            while pending:
+                current = pending.pop()
+                if current in seen or not dataclasses.is_dataclass(current):
+                    continue
+                seen.add(current)
+                try:
+                    hints = typing.get_type_hints(current)
+                except NameError:  # its module, or one it names, is still being imported
+                    complete = False
+                    continue
+                except Exception:  # noqa: BLE001 - an unresolvable annotation: nothing to add
+                    continue
+                for hint in hints.values():
+                    for found in _classes_in(hint):
+                        if found is EncryptedVector:
+                            continue  # has its own tag; never built from arbitrary fields
+                        if dataclasses.is_dataclass(found) or issubclass(found, enum.Enum):
+                            self.register(found)
+                            pending.append(found)
+        return complete
+
+    def _follow_pending(self) -> None:
+        """Follow the field types of classes newly registered with ``follow_fields``."""
+        if not self._unfollowed:  # the common case, without taking the lock
+            return
+        with self._lock:
+            pending, self._unfollowed = self._unfollowed, []
+            # Kept for a later try if a forward reference is not defined yet.
+            self._unfollowed += [cls for cls in pending if not self._follow(cls)]
 
     def lookup(self, name: str) -> type | None:
+        self._follow_pending()
         return self._types.get(name)
 
     def __contains__(self, cls: object) -> bool:
+        self._follow_pending()
         return isinstance(cls, type) and self._types.get(cls.__name__) is cls
 
     def names(self) -> list[str]:
         """Registered class names, sorted."""
+        self._follow_pending()
         return sorted(self._types)
 
 
-_default: TypeRegistry | None = None
-_default_lock = threading.Lock()
+#: Every type marked with :func:`wire_message`, in whichever module defines it.
+_MESSAGES = TypeRegistry()
+
+
+def wire_message(cls: type[_T]) -> type[_T]:
+    """Class decorator: `cls` (a dataclass or an Enum) is a message type of the protocol.
+
+    Put it above ``@dataclass`` in the module that defines the message; the
+    dataclasses and enums of its field types (a configuration nested in a
+    plan) are allowed with it. A process registers a message by importing its
+    module, which the code that sends or receives it always does.
+    """
+    return _MESSAGES.register(cls, follow_fields=True)
 
 
 def default_registry() -> TypeRegistry:
-    """The registry of every message type: scanned once from :data:`MESSAGE_MODULES`
-    and every module of :data:`MESSAGE_PACKAGES`, so new messages need no listing."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            registry = TypeRegistry()
-            modules = [importlib.import_module(m) for m in MESSAGE_MODULES]
-            for package_name in MESSAGE_PACKAGES:
-                package = importlib.import_module(package_name)
-                modules.append(package)
-                modules += [importlib.import_module(info.name) for info in
-                            pkgutil.iter_modules(package.__path__, package_name + ".")]
-            for module in modules:
-                registry.register_module(module)
-            for name in registry.names():
-                registry.register_field_types(registry._types[name])
-            _default = registry
-        return _default
+    """The registry of every message type marked with :func:`wire_message` so far."""
+    return _MESSAGES
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _field_hints(cls: type) -> dict[str, Any]:
     """Declared field types of a dataclass; empty if they cannot be resolved."""
     try:
@@ -240,9 +253,9 @@ def _matches(value: Any, hint: Any) -> bool:
             _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items()))
     if hint in (tuple, list):
         return isinstance(value, (tuple, list))
-    if isinstance(hint, type) and hint in (str, bytes, dict, EncryptedVector) \
-            or isinstance(hint, type) and (dataclasses.is_dataclass(hint)
-                                           or issubclass(hint, enum.Enum)):
+    if isinstance(hint, type) and (hint in (str, bytes, dict, EncryptedVector)
+                                   or dataclasses.is_dataclass(hint)
+                                   or issubclass(hint, enum.Enum)):
         return isinstance(value, hint)
     return True
 
@@ -344,8 +357,8 @@ class _Encoder:
     def _named(self, tag: bytes, cls: type, path: str) -> None:
         if cls not in self.registry:
             raise TypeError(f"{path}: {cls.__module__}.{cls.__qualname__} is not a registered "
-                            "message type; the receiver would refuse it (register it with "
-                            "vfl.protocol.wire.default_registry().register)")
+                            "message type; the receiver would refuse it (mark its class with "
+                            "@vfl.protocol.wire.wire_message)")
         self.buf += tag
         self.value(cls.__name__, path)
 
@@ -385,7 +398,7 @@ def frame_length(header: bytes | bytearray | memoryview, *, sender: str | None =
     if version != FORMAT_VERSION:
         raise _error(f"message format version {version}, this party reads version "
                      f"{FORMAT_VERSION}: run the same vfl version at every party", sender, party)
-    return HEADER.size + length
+    return HEADER.size + int(length)
 
 
 def decode_envelope(data: bytes | bytearray | memoryview, *, sender: str | None = None,

@@ -6,16 +6,18 @@ HMAC tags under a shared key, faster but open to dictionary attacks by either
 key holder. See ``docs/psi.md``.
 """
 
+from vfl.psi.align import align_frames
 from vfl.psi.base import AlignmentMethod, AlignmentResult
 from vfl.psi.ecdh import EcdhAlignment, MalformedPointError
 from vfl.psi.ids import normalize_id, normalize_ids
 from vfl.psi.keyed_hash import KeyedHashAlignment
+from vfl.psi.methods import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT, get_alignment
 
 __all__ = [
     "ALIGNMENT_METHODS",
+    "DEFAULT_ALIGNMENT",
     "AlignmentMethod",
     "AlignmentResult",
-    "DEFAULT_ALIGNMENT",
     "EcdhAlignment",
     "KeyedHashAlignment",
     "MalformedPointError",
@@ -24,29 +26,3 @@ __all__ = [
     "normalize_id",
     "normalize_ids",
 ]
-
-#: Alignment methods by name (``method=``, ``--method``).
-ALIGNMENT_METHODS: dict[str, type[AlignmentMethod]] = {
-    EcdhAlignment.name: EcdhAlignment,
-    KeyedHashAlignment.name: KeyedHashAlignment,
-}
-
-#: Diffie-Hellman PSI: the keyed hash lets either key holder test guessed IDs.
-DEFAULT_ALIGNMENT = "ecdh"
-
-
-def get_alignment(name: str, **options: object) -> AlignmentMethod:
-    """A fresh instance of the alignment method registered under `name`.
-
-    `options` go to its constructor, e.g. ``get_alignment("ecdh", progress=False)``.
-    """
-    try:
-        cls = ALIGNMENT_METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown alignment method {name!r}; available: "
-                         f"{', '.join(sorted(ALIGNMENT_METHODS))}") from None
-    return cls(**options)
-
-
-# Last: vfl.psi.align needs the registry above.
-from vfl.psi.align import align_frames  # noqa: E402

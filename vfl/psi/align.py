@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from vfl.errors import EmptyIntersectionError, MissingColumnError
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
-from vfl.psi import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT, get_alignment
+from vfl.psi.base import AlignmentMethod
 from vfl.psi.federation import align_as_feature_holder, align_as_label_holder
 from vfl.psi.ids import normalize_ids
+from vfl.psi.methods import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT, get_alignment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,7 +116,7 @@ def align_frames(label_holder: pd.DataFrame,
         ids[name] = normalize_ids(frame[id_column].tolist(), party=name, column=id_column,
                                   source=source)
 
-    def new_method(show: bool):
+    def new_method(show: bool) -> AlignmentMethod:
         if method != "ecdh":
             return get_alignment(method)
         options: dict[str, Any] = {"progress": progress and show}
@@ -134,7 +135,9 @@ def align_frames(label_holder: pd.DataFrame,
     network = InProcessNetwork([b, *names], uuid.uuid4().hex, timeout=timeout)
     try:
         # B sees every pairwise result, so its error says the most.
-        positions = network.run(tasks, prefer=b)
+        from vfl.runtime.inprocess import run_parties  # TODO(runtime): align_frames moves up
+
+        positions = run_parties(network, tasks, prefer=b)
     except EmptyIntersectionError as exc:
         held = "; ".join(f"{name}: {sources.get(name, 'DataFrame')}, {len(ids[name])} IDs"
                          for name in frames)

@@ -80,19 +80,33 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar, ParamSpec, TypeVar
 
 import numpy as np
 
+from vfl.crypto.executors import cpu_count as worker_count
+from vfl.crypto.executors import default_executor
 from vfl.errors import DuplicateIDError, ProtocolError
-from vfl.executors import default_executor, worker_count
 from vfl.protocol.channel import Endpoint
+from vfl.protocol.wire import wire_message
 from vfl.psi.base import AlignmentMethod, AlignmentResult
 from vfl.psi.progress import Progress
 from vfl.psi.x25519_ops import POINT_BYTES, PointError, blind_ids, blind_points
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "EcdhAlignment", "EcdhHello", "EcdhPoints", "EcdhTags",
-           "MalformedPointError", "SUITE", "TAG_BYTES", "intersect_tags"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "SUITE",
+    "TAG_BYTES",
+    "EcdhAlignment",
+    "EcdhHello",
+    "EcdhPoints",
+    "EcdhTags",
+    "MalformedPointError",
+    "intersect_tags",
+]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 #: Names the group, the hash to the group and the message layout; both sides
 #: must run the same one.
@@ -115,6 +129,7 @@ MAX_COUNT = 1 << 32
 # --- messages (A <-> B only; C takes no part) ----------------------------------
 
 
+@wire_message
 @dataclass(frozen=True)
 class EcdhHello:
     """A <-> B: what the sender will stream.
@@ -134,6 +149,7 @@ class EcdhHello:
     chunk_size: int
 
 
+@wire_message
 @dataclass(frozen=True)
 class EcdhPoints:
     """A <-> B: chunk `chunk` of the sender's IDs, hashed and blinded once.
@@ -146,6 +162,7 @@ class EcdhPoints:
     points: bytes
 
 
+@wire_message
 @dataclass(frozen=True)
 class EcdhTags:
     """A <-> B: the recipient's chunk `chunk`, blinded again by the sender.
@@ -173,11 +190,12 @@ def _new_scalar() -> bytes:
 class _InlineExecutor(Executor):
     """Runs each task at submission, in the calling thread (small sets)."""
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args,
+               **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # delivered through the future, like a pool
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future, like a pool
             future.set_exception(exc)
         return future
 
@@ -268,8 +286,8 @@ def _exchange(ids: Sequence[str], order: np.ndarray, scalar: bytes, hello: EcdhH
     peer_chunks = -(-hello.count // hello.chunk_size)
     lookahead = 2 * workers + 1   # own chunks being hashed and blinded ahead of need
     lag = workers + 1             # steps between receiving a peer chunk and returning it
-    own_jobs: dict[int, Future] = {}
-    peer_jobs: dict[int, Future] = {}
+    own_jobs: dict[int, Future[bytes]] = {}
+    peer_jobs: dict[int, Future[bytes]] = {}
     next_own = 0
     own_tags: list[bytes] = []
     peer_tags: list[bytes] = []
@@ -313,14 +331,14 @@ def _exchange(ids: Sequence[str], order: np.ndarray, scalar: bytes, hello: EcdhH
                 endpoint.send(peer, EcdhTags(back, tags))
                 progress.advance(len(tags) // TAG_BYTES)
             if 0 <= back < own_chunks:
-                message = endpoint.receive(peer, EcdhTags)
+                returned = endpoint.receive(peer, EcdhTags)
                 expected = own_chunk_len(back)
-                if message.chunk != back or len(message.tags) != expected * TAG_BYTES:
+                if returned.chunk != back or len(returned.tags) != expected * TAG_BYTES:
                     raise MalformedPointError(
-                        f"{peer} sent EcdhTags chunk {message.chunk} of {len(message.tags)} "
+                        f"{peer} sent EcdhTags chunk {returned.chunk} of {len(returned.tags)} "
                         f"bytes; expected chunk {back} of {expected} values of {TAG_BYTES} "
                         "bytes", party=me)
-                own_tags.append(message.tags)
+                own_tags.append(returned.tags)
     finally:
         for job in (*own_jobs.values(), *peer_jobs.values()):
             job.cancel()

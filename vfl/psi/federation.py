@@ -17,11 +17,13 @@ import numpy as np
 
 from vfl.errors import EmptyIntersectionError, ProtocolError
 from vfl.protocol.channel import Endpoint
+from vfl.protocol.wire import wire_message
 from vfl.psi.base import AlignmentMethod
 
 __all__ = ["AlignmentSelection", "align_as_feature_holder", "align_as_label_holder"]
 
 
+@wire_message
 @dataclass(frozen=True)
 class AlignmentSelection:
     """B -> A_k: indices into A_k's pairwise result, in the common order."""

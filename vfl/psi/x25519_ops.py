@@ -41,7 +41,8 @@ class PointError(ValueError):
         self.reason = reason
         super().__init__(f"point {index}: {reason}")
 
-    def __reduce__(self):  # survive pickling back from a worker process
+    def __reduce__(self) -> tuple[type[PointError], tuple[int, str]]:
+        # So that it survives pickling back from a worker process.
         return (PointError, (self.index, self.reason))
 
 

@@ -81,7 +81,7 @@ class GeneratorState:
         return np.random.Generator(bits)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -142,7 +142,7 @@ def _decode(value: Any, hint: Any, path: str, where: str) -> Any:
         if not isinstance(value, list):
             raise fail("a list of numbers")
         return np.asarray(value, dtype=np.float64)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise fail(f"a {hint.__name__} object")
         names = {f.name for f in dataclasses.fields(hint)}

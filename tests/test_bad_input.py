@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from parties import Coordinator, FeatureHolder, Federation, LabelHolder
+from parties.vertical.messages import EncryptedPartialScores
 from vfl.crypto import generate_keypair
 from vfl.errors import (
     BatchTooSmallError,
@@ -26,7 +27,6 @@ from vfl.errors import (
     PeerAbortedError,
 )
 from vfl.protocol.channel import InProcessNetwork
-from vfl.protocol.messages import EncryptedPartialScores
 from vfl.training import TrainingConfig
 
 

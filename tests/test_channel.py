@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from parties.vertical.messages import EpochEnd, EpochStart
 from vfl.errors import ChannelTimeoutError, PeerAbortedError, UnexpectedMessageError
 from vfl.protocol.channel import Envelope, InProcessNetwork
-from vfl.protocol.messages import EpochEnd, EpochStart
 
 
 @pytest.fixture

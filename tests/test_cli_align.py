@@ -1,4 +1,4 @@
-"""``vfl align`` and :func:`vfl.psi.align_frames`: private alignment on its own.
+"""``vfl align`` and :func:`vfl.runtime.alignment.align_frames`: private alignment on its own.
 
 The reference everywhere is a plain pandas inner join on the normalised IDs,
 computed centrally; the outputs must hold exactly its rows, with each party's
@@ -18,7 +18,8 @@ import pytest
 from vfl.cli import main
 from vfl.cli.align import output_names
 from vfl.errors import DuplicateIDError, EmptyIntersectionError, MissingColumnError
-from vfl.psi import align_frames, normalize_ids
+from vfl.psi import normalize_ids
+from vfl.runtime.alignment import align_frames
 
 ZOE_NFC = "Zoë"
 ZOE_NFD = unicodedata.normalize("NFD", ZOE_NFC)

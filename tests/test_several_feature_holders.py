@@ -7,7 +7,7 @@ import pytest
 from federation_checks import federated_params, reference_run
 
 from parties import FeatureHolder, Federation, LabelHolder
-from vfl.protocol.messages import CrossTerm, CrossTermRequest
+from parties.vertical.messages import CrossTerm, CrossTermRequest
 from vfl.training import TrainingConfig
 
 

@@ -11,9 +11,7 @@ import pickle
 import pytest
 
 from parties import FeatureHolder, Federation, LabelHolder
-from vfl.protocol.messages import (
-    AlignmentKey,
-    AlignmentTags,
+from parties.vertical.messages import (
     DecryptedMaskedGradient,
     EncryptedLoss,
     EncryptedPartialScores,
@@ -22,11 +20,12 @@ from vfl.protocol.messages import (
     EpochStart,
     InterceptOffset,
     MaskedGradient,
-    PublicKeyMessage,
     TrainingPlan,
 )
+from vfl.protocol.messages import PublicKeyMessage
 from vfl.psi.ecdh import EcdhHello, EcdhPoints, EcdhTags
 from vfl.psi.federation import AlignmentSelection
+from vfl.psi.keyed_hash import AlignmentKey, AlignmentTags
 from vfl.training import TrainingConfig
 
 #: Messages of either alignment method (keyed hash, ECDH PSI).

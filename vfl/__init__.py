@@ -5,4 +5,4 @@ The top layer is :mod:`parties` (``FeatureHolder``, ``LabelHolder``,
 :mod:`vfl.psi` hold the low-level primitives they are built on.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

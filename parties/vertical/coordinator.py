@@ -13,6 +13,16 @@ from typing import Any
 import numpy as np
 import phe
 
+from parties.vertical.messages import (
+    ConvergenceVote,
+    DecryptedMaskedGradient,
+    EncryptedLoss,
+    EncryptedValidationLoss,
+    EpochEnd,
+    MaskedGradient,
+    MaskedPartialScores,
+    TrainingPlan,
+)
 from parties.vertical.state import CoordinatorState
 from vfl.crypto import (
     DEFAULT_BACKEND,
@@ -27,17 +37,7 @@ from vfl.crypto.shares import combine_shares
 from vfl.errors import CheckpointError, ConfigMismatchError
 from vfl.model import sigmoid
 from vfl.protocol.channel import Endpoint
-from vfl.protocol.messages import (
-    ConvergenceVote,
-    DecryptedMaskedGradient,
-    EncryptedLoss,
-    EncryptedValidationLoss,
-    EpochEnd,
-    MaskedGradient,
-    MaskedPartialScores,
-    PublicKeyMessage,
-    TrainingPlan,
-)
+from vfl.protocol.messages import PublicKeyMessage
 from vfl.runtime.checkpoint import CheckpointStore
 from vfl.runtime.role import Role, expect_length
 from vfl.runtime.session import Session

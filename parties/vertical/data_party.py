@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import pandas as pd
 
+from parties.vertical.messages import DecryptedMaskedGradient, TrainingPlan
 from vfl.audit.fingerprint import table_fingerprint
 from vfl.crypto import FixedPointCodec, unmask
 from vfl.data import PartyTable, Standardizer, read_party_csv
@@ -22,7 +23,6 @@ from vfl.errors import BatchTooSmallError, ConfigMismatchError
 from vfl.model import ModelPart
 from vfl.optim import penalty_value
 from vfl.protocol.channel import Endpoint
-from vfl.protocol.messages import DecryptedMaskedGradient, TrainingPlan
 from vfl.runtime.role import Role, expect_length
 from vfl.runtime.state import RoleState
 from vfl.training import TrainingConfig, smallest_batch, validation_split

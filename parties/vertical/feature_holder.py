@@ -12,14 +12,7 @@ import numpy as np
 import pandas as pd
 
 from parties.vertical.data_party import DataParty
-from parties.vertical.state import FeatureHolderState
-from vfl.crypto import draw_masks, expand_masks
-from vfl.crypto.shares import share_scores
-from vfl.errors import ConfigMismatchError
-from vfl.model import ModelPart
-from vfl.optim import Optimizer, learning_rate_at
-from vfl.protocol.channel import Endpoint
-from vfl.protocol.messages import (
+from parties.vertical.messages import (
     ConvergenceVote,
     CrossTerm,
     CrossTermRequest,
@@ -36,6 +29,13 @@ from vfl.protocol.messages import (
     PredictionMaskSeed,
     TrainingPlan,
 )
+from parties.vertical.state import FeatureHolderState
+from vfl.crypto import draw_masks, expand_masks
+from vfl.crypto.shares import share_scores
+from vfl.errors import ConfigMismatchError
+from vfl.model import ModelPart
+from vfl.optim import Optimizer, learning_rate_at
+from vfl.protocol.channel import Endpoint
 from vfl.psi import DEFAULT_ALIGNMENT, get_alignment
 from vfl.psi.federation import align_as_feature_holder
 from vfl.runtime.checkpoint import CheckpointStore

@@ -15,15 +15,7 @@ import numpy as np
 import pandas as pd
 
 from parties.vertical.data_party import DataParty
-from parties.vertical.state import EpochRecord, LabelHolderState
-from vfl.crypto import EncryptedVector, draw_masks, expand_masks
-from vfl.crypto.shares import share_scores
-from vfl.errors import MalformedMessageError
-from vfl.model import ModelPart, sigmoid
-from vfl.optim import Optimizer, learning_rate_at
-from vfl.progress import EpochProgress
-from vfl.protocol.channel import Endpoint
-from vfl.protocol.messages import (
+from parties.vertical.messages import (
     ConvergenceVote,
     CrossTerm,
     CrossTermRequest,
@@ -42,6 +34,14 @@ from vfl.protocol.messages import (
     PredictionMaskSeed,
     TrainingPlan,
 )
+from parties.vertical.state import EpochRecord, LabelHolderState
+from vfl.crypto import EncryptedVector, draw_masks, expand_masks
+from vfl.crypto.shares import share_scores
+from vfl.errors import MalformedMessageError
+from vfl.model import ModelPart, sigmoid
+from vfl.optim import Optimizer, learning_rate_at
+from vfl.progress import EpochProgress
+from vfl.protocol.channel import Endpoint
 from vfl.psi import DEFAULT_ALIGNMENT, get_alignment
 from vfl.psi.federation import align_as_label_holder
 from vfl.reference import train_centralized

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from parties.vertical.messages import EpochEnd, EpochStart
 from vfl.net import GrpcEndpoint, TlsFiles
-from vfl.protocol.messages import EpochEnd, EpochStart
 
 
 def main(cert_dir: str, name: str, listen: str, peer: str, peer_address: str,

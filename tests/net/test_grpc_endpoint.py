@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from parties.vertical.messages import EpochEnd, EpochStart
 from vfl.errors import (
     CertificateFileError,
     ChannelTimeoutError,
@@ -24,7 +25,6 @@ from vfl.errors import (
 )
 from vfl.net import GrpcEndpoint, InsecureTransportWarning, TlsFiles
 from vfl.protocol.channel import Envelope
-from vfl.protocol.messages import EpochEnd, EpochStart
 from vfl.protocol.wire import decode_envelope, encode_envelope
 from vfl.psi.ecdh import EcdhPoints
 

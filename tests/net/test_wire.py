@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parties.vertical.messages import EpochStart, TrainingPlan
 from vfl.crypto.ciphertext import EncryptedVector
 from vfl.errors import ProtocolError, WireFormatError
 from vfl.protocol.channel import Envelope
-from vfl.protocol.messages import EpochStart, TrainingPlan
 from vfl.protocol.wire import (
     HEADER,
     MAGIC,

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 import vfl.psi.ecdh as ecdh
 from vfl.errors import DuplicateIDError, ProtocolError
 from vfl.protocol.channel import InProcessNetwork
-from vfl.protocol.messages import AlignmentTags
 from vfl.psi import DEFAULT_ALIGNMENT, EcdhAlignment, MalformedPointError, get_alignment
 from vfl.psi.ecdh import SUITE, TAG_BYTES, EcdhHello, EcdhPoints, EcdhTags, intersect_tags
 from vfl.psi.hash_to_curve import P, encode_to_curve
+from vfl.psi.keyed_hash import AlignmentTags
 
 
 def method(**kw) -> EcdhAlignment:

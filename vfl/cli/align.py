@@ -82,7 +82,7 @@ def output_names(party_b: str, party_a: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     from vfl.data import read_party_csv
-    from vfl.psi import align_frames
+    from vfl.runtime.alignment import align_frames
 
     if args.chunk_size is not None and args.method != "ecdh":
         raise InputDataError(f"--chunk-size applies to --method ecdh only, not "

@@ -6,7 +6,6 @@ HMAC tags under a shared key, faster but open to dictionary attacks by either
 key holder. See ``docs/psi.md``.
 """
 
-from vfl.psi.align import align_frames
 from vfl.psi.base import AlignmentMethod, AlignmentResult
 from vfl.psi.ecdh import EcdhAlignment, MalformedPointError
 from vfl.psi.ids import normalize_id, normalize_ids
@@ -21,7 +20,6 @@ __all__ = [
     "EcdhAlignment",
     "KeyedHashAlignment",
     "MalformedPointError",
-    "align_frames",
     "get_alignment",
     "normalize_id",
     "normalize_ids",

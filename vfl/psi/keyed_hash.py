@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
@@ -24,12 +25,33 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vfl.errors import ProtocolError
 from vfl.protocol.channel import Endpoint
-from vfl.protocol.messages import AlignmentKey, AlignmentTags
+from vfl.protocol.wire import wire_message
 from vfl.psi.base import AlignmentMethod, AlignmentResult
 
-__all__ = ["KeyedHashAlignment"]
+__all__ = ["AlignmentKey", "AlignmentTags", "KeyedHashAlignment"]
 
 _TAG_BYTES = 32
+
+
+@wire_message
+@dataclass(frozen=True)
+class AlignmentKey:
+    """A <-> B: an X25519 public key for agreeing the keyed-hash key."""
+
+    public_key: bytes
+
+
+@wire_message
+@dataclass(frozen=True)
+class AlignmentTags:
+    """A <-> B: one tag per ID, concatenated (``width`` bytes each).
+
+    Keyed-hash tags: HMAC-SHA256 under the agreed key, sorted by tag so the
+    order says nothing about the sender's rows.
+    """
+
+    tags: bytes
+    width: int
 
 
 class KeyedHashAlignment(AlignmentMethod):

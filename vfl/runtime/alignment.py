@@ -14,12 +14,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from vfl.errors import EmptyIntersectionError, MissingColumnError
+from vfl.errors import ConfigError, EmptyIntersectionError, MissingColumnError
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
 from vfl.psi.base import AlignmentMethod
 from vfl.psi.federation import align_as_feature_holder, align_as_label_holder
 from vfl.psi.ids import normalize_ids
 from vfl.psi.methods import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT, get_alignment
+from vfl.runtime.inprocess import run_parties
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,9 +82,53 @@ def align_frames(label_holder: pd.DataFrame,
         If an ID is missing or repeated within one table.
     EmptyIntersectionError
         If no ID is shared by every party.
-    ValueError
-        For an unknown method, or `chunk_size` with a method other than ``ecdh``.
+    ConfigError
+        For an unknown method, or `chunk_size` with a method other than ``ecdh``
+        (a ``ValueError``).
     """
+    if method not in ALIGNMENT_METHODS:
+        raise ConfigError(f"unknown alignment method {method!r}; available: "
+                          f"{', '.join(sorted(ALIGNMENT_METHODS))}")
+    if chunk_size is not None and method != "ecdh":
+        raise ConfigError(f"chunk_size applies to the ecdh method only, not {method!r}")
+    frames = _named_frames(label_holder, feature_holders, label_holder_name)
+    sources = dict(sources or {})
+    ids = {name: _normalised_ids(name, frame, id_column, sources.get(name))
+           for name, frame in frames.items()}
+
+    def new_method(show: bool) -> AlignmentMethod:
+        if method != "ecdh":
+            return get_alignment(method)
+        options: dict[str, Any] = {"progress": progress and show}
+        if chunk_size is not None:
+            options["chunk_size"] = chunk_size
+        return get_alignment(method, **options)
+
+    b, *names = frames
+    tasks: dict[str, Callable[[Endpoint], Any]] = {
+        b: lambda ep: align_as_label_holder(ids[b], ep, names, new_method(True))}
+    for name in names:
+        # Only B shows progress: it takes part in every pairwise run.
+        tasks[name] = (lambda n: lambda ep: align_as_feature_holder(
+            ids[n], ep, b, new_method(False)))(name)
+    network = InProcessNetwork([b, *names], uuid.uuid4().hex, timeout=timeout)
+    try:
+        # B sees every pairwise result, so its error says the most.
+        positions = run_parties(network, tasks, prefer=b)
+    except EmptyIntersectionError as exc:
+        held = "; ".join(f"{name}: {sources.get(name, 'DataFrame')}, {len(ids[name])} IDs"
+                         for name in frames)
+        raise EmptyIntersectionError(
+            f"no ID in column {id_column!r} is shared by every party ({held}); {exc}") from None
+    return {name: frame.iloc[positions[name]].reset_index(drop=True)
+            for name, frame in frames.items()}
+
+
+def _named_frames(label_holder: pd.DataFrame,
+                  feature_holders: pd.DataFrame | Sequence[pd.DataFrame]
+                  | Mapping[str, pd.DataFrame], label_holder_name: str
+                  ) -> dict[str, pd.DataFrame]:
+    """Every table by party name: the label holder first, then A1, A2, ... (or given names)."""
     import pandas as pd
 
     if isinstance(feature_holders, pd.DataFrame):
@@ -96,53 +141,19 @@ def align_frames(label_holder: pd.DataFrame,
         raise ValueError("align_frames needs at least one feature holder")
     if label_holder_name in holders:
         raise ValueError(f"feature holder named {label_holder_name!r} like the label holder")
-    if method not in ALIGNMENT_METHODS:
-        raise ValueError(f"unknown alignment method {method!r}; available: "
-                         f"{', '.join(sorted(ALIGNMENT_METHODS))}")
-    if chunk_size is not None and method != "ecdh":
-        raise ValueError(f"chunk_size applies to the ecdh method only, not {method!r}")
     frames = {label_holder_name: label_holder, **holders}
-    sources = dict(sources or {})
-    ids = {}
     for name, frame in frames.items():
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"party {name}: data must be a pandas DataFrame, "
                             f"got {type(frame).__name__}")
-        source = sources.get(name)
-        if id_column not in frame.columns:
-            raise MissingColumnError(
-                f"{source or 'the DataFrame'} has no ID column {id_column!r} (columns: "
-                f"{', '.join(map(str, frame.columns))}); pass the right ID column", party=name)
-        ids[name] = normalize_ids(frame[id_column].tolist(), party=name, column=id_column,
-                                  source=source)
+    return frames
 
-    def new_method(show: bool) -> AlignmentMethod:
-        if method != "ecdh":
-            return get_alignment(method)
-        options: dict[str, Any] = {"progress": progress and show}
-        if chunk_size is not None:
-            options["chunk_size"] = chunk_size
-        return get_alignment(method, **options)
 
-    names = list(holders)
-    b = label_holder_name
-    tasks: dict[str, Callable[[Endpoint], Any]] = {
-        b: lambda ep: align_as_label_holder(ids[b], ep, names, new_method(True))}
-    for name in names:
-        # Only B shows progress: it takes part in every pairwise run.
-        tasks[name] = (lambda n: lambda ep: align_as_feature_holder(
-            ids[n], ep, b, new_method(False)))(name)
-    network = InProcessNetwork([b, *names], uuid.uuid4().hex, timeout=timeout)
-    try:
-        # B sees every pairwise result, so its error says the most.
-        from vfl.runtime.inprocess import run_parties  # TODO(runtime): align_frames moves up
-
-        positions = run_parties(network, tasks, prefer=b)
-    except EmptyIntersectionError as exc:
-        held = "; ".join(f"{name}: {sources.get(name, 'DataFrame')}, {len(ids[name])} IDs"
-                         for name in frames)
-        raise EmptyIntersectionError(
-            f"no ID in column {id_column!r} is shared by every party ({held}); {exc}") from None
-    return {name: frame.iloc[positions[name]].reset_index(drop=True)
-            for name, frame in frames.items()}
-
+def _normalised_ids(name: str, frame: pd.DataFrame, id_column: str,
+                    source: str | None) -> list[str]:
+    if id_column not in frame.columns:
+        raise MissingColumnError(
+            f"{source or 'the DataFrame'} has no ID column {id_column!r} (columns: "
+            f"{', '.join(map(str, frame.columns))}); pass the right ID column", party=name)
+    return normalize_ids(frame[id_column].tolist(), party=name, column=id_column,
+                         source=source)

@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small insecure key and sizes: a smoke run of a few seconds")
-    parser.add_argument("--bits", type=int, nargs="*", help="key sizes (default 2048 3072)")
+    parser.add_argument("--key-bits", "--bits", dest="bits", type=int, nargs="*",
+                        help="key sizes (default 2048 3072; --bits is the old spelling)")
     parser.add_argument("--rows", type=int, default=10_000, help="rows of X (default 10000)")
     parser.add_argument("--phe-rows", type=int, default=500,
                         help="rows timed for phe's X^T[[d]] (its cost per product is constant)")

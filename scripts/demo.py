@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 
 from parties import Coordinator, FeatureHolder, Federation, LabelHolder
-from vfl.cli.options import add_training_options, config_from_args
-from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS, available_backends
+from vfl.cli.options import add_run_option, add_training_options, config_from_args
 from vfl.datasets import (
     DIABETES_FEATURE_HOLDER_COLUMNS,
     load_diabetes,
@@ -57,10 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.set_defaults(batch_size=64)
     parser.add_argument("--plot", default="demo-output/training.png", metavar="PNG",
                         help="loss curve written here if matplotlib is installed ('' to skip)")
-    parser.add_argument("--key-bits", type=int, default=DEFAULT_KEY_BITS)
-    parser.add_argument("--insecure-key", action="store_true",
-                        help="allow keys below 2048 bits (tests only)")
-    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=available_backends())
+    for setting in ("key_bits", "insecure_key", "backend"):
+        add_run_option(parser, setting)
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the parties")
     parser.add_argument("--in-process", action="store_true",
                         help="run the three parties as threads of this process instead of "

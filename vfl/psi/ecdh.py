@@ -86,7 +86,11 @@ import numpy as np
 
 from vfl.crypto.executors import cpu_count as worker_count
 from vfl.crypto.executors import default_executor
-from vfl.errors import DuplicateIDError, ProtocolError
+from vfl.errors import (
+    ConfigMismatchError,
+    DuplicateIDError,
+    MalformedMessageError,
+)
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.wire import wire_message
 from vfl.psi.base import AlignmentMethod, AlignmentResult
@@ -175,7 +179,7 @@ class EcdhTags:
     tags: bytes
 
 
-class MalformedPointError(ProtocolError, ValueError):
+class MalformedPointError(MalformedMessageError):
     """A peer sent bytes that are not acceptable curve points."""
 
 
@@ -380,8 +384,8 @@ def intersect_tags(own: bytes, theirs: bytes, *, peer: str = "peer",
     if np.any(first_own == second_own):
         where = "values it returned for our points" if np.any(first_own & second_own) \
             else "points it sent"
-        raise ProtocolError(f"{peer} repeated {where} (distinct IDs never collide); it does "
-                            "not follow the ecdh protocol", party=party)
+        raise MalformedMessageError(f"{peer} repeated {where} (distinct IDs never collide); "
+                                    "it does not follow the ecdh protocol", party=party)
     return np.where(first_own, first, second).astype(np.int64)
 
 
@@ -400,13 +404,13 @@ def _check_ids(ids: Sequence[str], party: str) -> None:
 
 def _check_hello(hello: EcdhHello, peer: str, party: str) -> None:
     if hello.suite != SUITE:
-        raise ProtocolError(f"{peer} runs ecdh suite {hello.suite!r}, this party runs "
-                            f"{SUITE!r}; install the same vfl version on both sides",
-                            party=party)
+        raise ConfigMismatchError(f"{peer} runs ecdh suite {hello.suite!r}, this party runs "
+                                  f"{SUITE!r}; install the same vfl version on both sides",
+                                  party=party)
     if not (isinstance(hello.count, int) and 0 <= hello.count <= MAX_COUNT
             and isinstance(hello.chunk_size, int) and 1 <= hello.chunk_size <= MAX_CHUNK):
-        raise ProtocolError(f"{peer} sent an invalid EcdhHello (count {hello.count!r}, "
-                            f"chunk size {hello.chunk_size!r})", party=party)
+        raise MalformedMessageError(f"{peer} sent an invalid EcdhHello (count {hello.count!r}, "
+                                    f"chunk size {hello.chunk_size!r})", party=party)
 
 
 def _workers_of(executor: Executor) -> int:

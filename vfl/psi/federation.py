@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vfl.errors import EmptyIntersectionError, ProtocolError
+from vfl.errors import EmptyIntersectionError, MalformedMessageError
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.wire import wire_message
 from vfl.psi.base import AlignmentMethod
@@ -70,8 +70,8 @@ def align_as_feature_holder(ids: Sequence[str], endpoint: Endpoint, label_holder
     indices = np.asarray(selection.indices, dtype=np.int64)
     if indices.size and (indices.min() < 0 or indices.max() >= len(result)
                          or len(set(selection.indices)) != indices.size):
-        raise ProtocolError(f"{label_holder} sent an invalid alignment selection",
-                            party=endpoint.name)
+        raise MalformedMessageError(f"{label_holder} sent an invalid alignment selection",
+                                    party=endpoint.name)
     if not indices.size:
         raise EmptyIntersectionError(
             f"no ID is shared by all parties ({len(result)} shared with {label_holder}); "

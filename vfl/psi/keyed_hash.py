@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vfl.errors import ProtocolError
+from vfl.errors import MalformedMessageError
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.wire import wire_message
 from vfl.psi.base import AlignmentMethod, AlignmentResult
@@ -68,8 +68,8 @@ class KeyedHashAlignment(AlignmentMethod):
             peer_key = X25519PublicKey.from_public_bytes(theirs.public_key)
             shared = secret.exchange(peer_key)
         except ValueError as exc:
-            raise ProtocolError(f"{peer} sent an invalid X25519 key: {exc}",
-                                party=endpoint.name) from None
+            raise MalformedMessageError(f"{peer} sent an invalid X25519 key: {exc}",
+                                        party=endpoint.name) from None
         # Both sides derive the same key; the order of the two public keys is
         # fixed by role so the derivation does not depend on who is who.
         mine = secret.public_key().public_bytes_raw()
@@ -83,9 +83,9 @@ class KeyedHashAlignment(AlignmentMethod):
         endpoint.send(peer, AlignmentTags(b"".join(sorted(tags)), _TAG_BYTES))
         received = endpoint.receive(peer, AlignmentTags)
         if received.width != _TAG_BYTES or len(received.tags) % _TAG_BYTES:
-            raise ProtocolError(f"{peer} sent malformed alignment tags "
-                                f"({len(received.tags)} bytes of width {received.width})",
-                                party=endpoint.name)
+            raise MalformedMessageError(f"{peer} sent malformed alignment tags "
+                                        f"({len(received.tags)} bytes of width {received.width})",
+                                        party=endpoint.name)
         peer_tags = {received.tags[i:i + _TAG_BYTES]
                      for i in range(0, len(received.tags), _TAG_BYTES)}
         index = {tag: row for row, tag in enumerate(tags)}

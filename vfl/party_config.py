@@ -165,6 +165,13 @@ class _Reader:
     def fail(self, key: str, message: str) -> ConfigFileError:
         return ConfigFileError(f"{self.path}: {self.prefix}{key} {message}", party=self.party)
 
+    def resolve(self, value: str) -> Path:
+        """A path as written in the file: relative to the file's own folder."""
+        return (self.path.resolve().parent / os.path.expanduser(value)).resolve()
+
+    def take_path(self, key: str, default: Any = ..., what: str = "") -> Path:
+        return self.resolve(self.take(key, str, default, what))
+
     def take(self, key: str, kind: type | tuple[type, ...], default: Any = ...,
              what: str = "") -> Any:
         if key not in self.table:
@@ -227,31 +234,8 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         mistyped or inconsistent (the message names the file and the key).
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigFileError(f"configuration file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read configuration file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigFileError(f"{path} is not valid TOML: {exc}") from None
-    base = path.resolve().parent
-
-    def resolve(value: str) -> Path:
-        return (base / os.path.expanduser(value)).resolve()
-
-    top = _Reader(document, "", path, None)
-    name = top.take("name", str, what="this party's name, e.g. A1, B or C")
-    top.party = name
-    from vfl.net.certs import check_party_name
-    try:
-        check_party_name(name)
-    except ValueError as exc:
-        raise top.fail("name", str(exc)) from None
-    role = top.take("role", str, what=f"one of {', '.join(ROLES)}")
-    if role not in ROLES:
-        raise top.fail("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+    top = _Reader(_read_toml(path), "", path, None)
+    name, role = _name_and_role(top)
     run_id = top.take("run_id", str, what="the same run id at every party")
     listen = top.take("listen", str, what="host:port this party listens on")
     if ":" not in listen:
@@ -268,89 +252,21 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         settings["connect_timeout"] = min(settings.get("timeout", defaults.timeout),
                                           defaults.connect_timeout)
     insecure = settings.get("insecure_transport", defaults.insecure_transport)
-    output = resolve(top.take("output", str, what="folder for this party's result"))
-    checkpoints = resolve(top.take("checkpoints", str, str(output / "checkpoints")))
+    output = top.take_path("output", what="folder for this party's result")
+    checkpoints = top.take_path("checkpoints", str(output / "checkpoints"))
     seed = top.take("seed", int, None)
-
-    federation = top.table_of("federation")
-    label_holder = federation.take("label_holder", str, "B")
-    coordinator = federation.take("coordinator", str, "C")
-    feature_holders = tuple(federation.strings(
-        "feature_holders", ...) or ())
-    _take_run_settings(federation, "federation", settings, written)
-    federation.finish()
+    label_holder, coordinator, feature_holders = _federation(top, name, role, settings,
+                                                             written)
     everyone = [coordinator, label_holder, *feature_holders]
-    if len(set(everyone)) != len(everyone):
-        raise ConfigFileError(f"{path}: [federation] names {everyone}: every party needs its "
-                              "own name", party=name)
-    own = {"coordinator": coordinator, "label_holder": label_holder}.get(role)
-    if (own is not None and own != name) or (role == "feature_holder"
-                                             and name not in feature_holders):
-        where = ("federation.feature_holders" if role == "feature_holder"
-                 else f"federation.{role}")
-        raise ConfigFileError(f"{path}: this party is {name!r} ({role}) but {where} does "
-                              f"not name it", party=name)
     needed = ({label_holder, coordinator} if role == "feature_holder"
               else set(everyone) - {name})
-
     peers_table = top.table_of("peers")
-    peers = {}
-    for peer in sorted(needed):
-        peers[peer] = peers_table.take(peer, str, what=f"host:port of {peer}")
+    peers = {peer: peers_table.take(peer, str, what=f"host:port of {peer}")
+             for peer in sorted(needed)}
     peers_table.finish()
-
-    tls = None
-    tls_table = top.table_of("tls", required=not insecure)
-    if insecure:
-        if tls_table is not None:
-            raise ConfigFileError(f"{path}: {written['insecure_transport']} = true and a [tls] "
-                                  "table: choose one", party=name)
-    else:
-        assert tls_table is not None
-        folder = tls_table.take("dir", str, None)
-        # CA, certificate, key: required (...) unless a `vfl certs` folder gives them.
-        tls_defaults: tuple[Any, Any, Any] = (..., ..., ...)
-        if folder is not None:
-            from vfl.net.certs import CA_CERT_FILE, party_files
-            tls_defaults = (resolve(folder) / CA_CERT_FILE, *party_files(resolve(folder), name))
-        ca = tls_table.take("ca", str, tls_defaults[0], "the federation CA's certificate")
-        cert = tls_table.take("cert", str, tls_defaults[1], "this party's certificate")
-        key = tls_table.take("key", str, tls_defaults[2], "this party's private key")
-        tls_table.finish()
-        tls = (resolve(str(ca)), resolve(str(cert)), resolve(str(key)))
-
-    training_table = top.table_of("training", required=False)
-    training = _training_config(training_table, path, name)
-
-    values: dict[str, Any] = {}
-    audit = top.table_of("audit", required=False)
-    if audit is not None:
-        values["audit_log"] = resolve(audit.take(
-            "log", str, what="this party's own copy of the audit log, e.g. audit.jsonl"))
-        values["audit_key"] = resolve(audit.take(
-            "key", str, what=f"this party's signing key from 'vfl audit keygen --party {name}'"))
-        audit.finish()
-    data = top.table_of("data", required=role != "coordinator")
-    if role == "coordinator":
-        if data is not None:
-            raise ConfigFileError(f"{path}: [data] is for the data parties; the coordinator "
-                                  "holds no data", party=name)
-        keys = top.table_of(_COORDINATOR_TABLE, required=False)
-        if keys is not None:
-            _take_run_settings(keys, _COORDINATOR_TABLE, settings, written)
-            keys.finish()
-        top.forbid("seed", "is for the data parties (the coordinator's key is always fresh)")
-    else:
-        top.forbid(_COORDINATOR_TABLE, "is the coordinator's table ([keys]: key size and "
-                                       "engine)")
-        assert data is not None
-        values["data_file"] = resolve(data.take("file", str, what="this party's CSV file"))
-        values["id_column"] = data.take("id_column", str)
-        values["label_column"] = data.take(
-            "label_column", str, ... if role == "label_holder" else None,
-            "the label column" if role == "label_holder" else "")
-        values["features"] = data.strings("features", None)
-        data.finish()
+    tls = _tls(top, name, insecure, written)
+    training = _training_config(top.table_of("training", required=False), path, name)
+    values = {**_audit_files(top, name), **_data_or_keys(top, role, settings, written)}
     top.finish()
     try:
         run = RunConfig(**settings, training=training)
@@ -361,6 +277,123 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         tls=tls, label_holder=label_holder, coordinator=coordinator,
         feature_holders=feature_holders, run=run, output=output, checkpoints=checkpoints,
         seed=seed, **values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigFileError(f"configuration file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _name_and_role(top: _Reader) -> tuple[str, str]:
+    from vfl.net.certs import check_party_name
+
+    name = top.take("name", str, what="this party's name, e.g. A1, B or C")
+    top.party = name
+    try:
+        check_party_name(name)
+    except ValueError as exc:
+        raise top.fail("name", str(exc)) from None
+    role = top.take("role", str, what=f"one of {', '.join(ROLES)}")
+    if role not in ROLES:
+        raise top.fail("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+    return name, role
+
+
+def _federation(top: _Reader, name: str, role: str, settings: dict[str, Any],
+                written: dict[str, str]) -> tuple[str, str, tuple[str, ...]]:
+    """The [federation] table: every party's name (this one's among them) and its settings."""
+    federation = top.table_of("federation")
+    assert federation is not None
+    label_holder = federation.take("label_holder", str, "B")
+    coordinator = federation.take("coordinator", str, "C")
+    feature_holders = tuple(federation.strings("feature_holders", ...) or ())
+    _take_run_settings(federation, "federation", settings, written)
+    federation.finish()
+    everyone = [coordinator, label_holder, *feature_holders]
+    if len(set(everyone)) != len(everyone):
+        raise ConfigFileError(f"{top.path}: [federation] names {everyone}: every "
+                              "party needs its own name", party=name)
+    own = {"coordinator": coordinator, "label_holder": label_holder}.get(role)
+    if (own is not None and own != name) or (role == "feature_holder"
+                                             and name not in feature_holders):
+        where = ("federation.feature_holders" if role == "feature_holder"
+                 else f"federation.{role}")
+        raise ConfigFileError(f"{top.path}: this party is {name!r} ({role}) but "
+                              f"{where} does not name it", party=name)
+    return label_holder, coordinator, feature_holders
+
+
+def _tls(top: _Reader, name: str, insecure: bool,
+         written: dict[str, str]) -> tuple[Path, Path, Path] | None:
+    """CA, certificate and key from [tls] (given, or a `vfl certs` folder); None without TLS."""
+    tls_table = top.table_of("tls", required=not insecure)
+    if insecure:
+        if tls_table is not None:
+            raise ConfigFileError(f"{top.path}: {written['insecure_transport']} = "
+                                  "true and a [tls] table: choose one", party=name)
+        return None
+    assert tls_table is not None
+    folder = tls_table.take("dir", str, None)
+    # CA, certificate, key: required (...) unless a `vfl certs` folder gives them.
+    tls_defaults: tuple[Any, Any, Any] = (..., ..., ...)
+    if folder is not None:
+        from vfl.net.certs import CA_CERT_FILE, party_files
+
+        where = top.resolve(folder)
+        tls_defaults = (where / CA_CERT_FILE, *party_files(where, name))
+    ca = tls_table.take("ca", str, tls_defaults[0], "the federation CA's certificate")
+    cert = tls_table.take("cert", str, tls_defaults[1], "this party's certificate")
+    key = tls_table.take("key", str, tls_defaults[2], "this party's private key")
+    tls_table.finish()
+    return top.resolve(str(ca)), top.resolve(str(cert)), top.resolve(str(key))
+
+
+def _audit_files(top: _Reader, name: str) -> dict[str, Path]:
+    """The optional [audit] table: this party's log copy and signing key."""
+    audit = top.table_of("audit", required=False)
+    if audit is None:
+        return {}
+    values = {
+        "audit_log": audit.take_path("log", what="this party's own copy of the audit log, e.g. "
+                                            "audit.jsonl"),
+        "audit_key": audit.take_path("key", what=f"this party's signing key from 'vfl audit "
+                                            f"keygen --party {name}'")}
+    audit.finish()
+    return values
+
+
+def _data_or_keys(top: _Reader, role: str, settings: dict[str, Any],
+                  written: dict[str, str]) -> dict[str, Any]:
+    """[data] at a data party (its file and columns); [keys] at the coordinator."""
+    data = top.table_of("data", required=role != "coordinator")
+    if role == "coordinator":
+        if data is not None:
+            raise ConfigFileError(f"{top.path}: [data] is for the data parties; the "
+                                  "coordinator holds no data", party=top.party)
+        keys = top.table_of(_COORDINATOR_TABLE, required=False)
+        if keys is not None:
+            _take_run_settings(keys, _COORDINATOR_TABLE, settings, written)
+            keys.finish()
+        top.forbid("seed", "is for the data parties (the coordinator's key is always fresh)")
+        return {}
+    top.forbid(_COORDINATOR_TABLE, "is the coordinator's table ([keys]: key size and engine)")
+    assert data is not None
+    values = {
+        "data_file": data.take_path("file", what="this party's CSV file"),
+        "id_column": data.take("id_column", str),
+        "label_column": data.take("label_column", str,
+                                  ... if role == "label_holder" else None,
+                                  "the label column" if role == "label_holder" else ""),
+        "features": data.strings("features", None)}
+    data.finish()
+    return values
 
 
 def _take_run_settings(reader: _Reader, table: str | None, settings: dict[str, Any],

@@ -28,7 +28,7 @@ from vfl.audit import (
 )
 from vfl.errors import AuditKeyError
 
-__all__ = ["load_party_keys", "record_run"]
+__all__ = ["check_audit_log", "load_party_keys", "record_run"]
 
 
 def load_party_keys(folder: str | os.PathLike[str], names: list[str]
@@ -42,6 +42,35 @@ def load_party_keys(folder: str | os.PathLike[str], names: list[str]
                                 f"--party {name} --out {os.fspath(folder)}'", party=name)
         keys[name] = load_signing_key(path)
     return keys
+
+
+def check_audit_log(log_path: str | os.PathLike[str],
+                    keys: Mapping[str, Ed25519PrivateKey]) -> None:
+    """Before training: the log verifies, and its pinned keys are these parties' keys.
+
+    So that a run whose record could not be appended is refused before any
+    work, instead of leaving an unaudited model behind.
+
+    Raises
+    ------
+    AuditLogError
+        If the log fails verification (naming the first bad record).
+    AuditKeyError
+        If a party's key is not the one the log pins for it.
+    """
+    records = AuditLog(log_path).records()
+    if not records:
+        return
+    pinned = records[-1].keys
+    for name, key in keys.items():
+        if name in pinned and pinned[name] != public_key_hex(key):
+            raise AuditKeyError(f"{os.fspath(log_path)} pins another public key for {name} "
+                                f"than {name}'s signing key; use the pinned key",
+                                party=name)
+    unknown = sorted(set(keys) - set(pinned))
+    if unknown:
+        raise AuditKeyError(f"{os.fspath(log_path)} pins no key for {', '.join(unknown)}; "
+                            f"the log is signed by {', '.join(sorted(pinned))}")
 
 
 def record_run(federation: Federation, log_path: str | os.PathLike[str],

@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="loss curve written here if matplotlib is installed ('' to skip)")
     for setting in ("key_bits", "insecure_key", "backend"):
         add_run_option(parser, setting)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the parties")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the demo's vertical split of the bundled data")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed the parties' random streams too (reproducible runs; makes "
+                             "their secrets predictable: for tests only)")
     parser.add_argument("--in-process", action="store_true",
                         help="run the three parties as threads of this process instead of "
                              "three OS processes talking gRPC with mutual TLS")
@@ -69,14 +73,16 @@ def main(argv: list[str] | None = None) -> int:
 
     a_frame, b_frame = split_vertically(
         load_diabetes(), id_column=ID, label_column=LABEL,
-        feature_holder_columns=DIABETES_FEATURE_HOLDER_COLUMNS, seed=args.seed)
+        feature_holder_columns=DIABETES_FEATURE_HOLDER_COLUMNS, seed=args.split_seed)
     config = config_from_args(args)
     if config.model != "linear":
         parser.error("the demo trains a linear regression on the diabetes data; use "
                      "'vfl simulate --model logistic' for classification")
     # Checked party tables: the same ID normalisation and columns the parties use.
-    a = FeatureHolder(a_frame, id_column=ID, name="A1", label_column=LABEL, seed=args.seed + 1)
-    b = LabelHolder(b_frame, id_column=ID, label_column=LABEL, seed=args.seed + 2)
+    seeds = {} if args.seed is None else {"A1": args.seed + 1, "B": args.seed + 2}
+    a = FeatureHolder(a_frame, id_column=ID, name="A1", label_column=LABEL,
+                      seed=seeds.get("A1"))
+    b = LabelHolder(b_frame, id_column=ID, label_column=LABEL, seed=seeds.get("B"))
     print(f"A1 (clinic) holds {len(a.table)} patients x {a.table.feature_names}")
     print(f"B  (lab)    holds {len(b.table)} patients x {b.table.feature_names} + label")
     print(f"C  makes a {args.key_bits}-bit Paillier key ({args.backend} engine)")
@@ -127,7 +133,8 @@ def _three_processes(a_frame: pd.DataFrame, b_frame: pd.DataFrame, config: Train
         label_holder=("B", files["B"]), feature_holders=[("A1", files["A1"])], id_column=ID,
         label_column=LABEL, training=config, certs=certs, key_bits=args.key_bits,
         insecure_key=args.insecure_key,
-        backend=args.backend, seeds={"A1": args.seed + 1, "B": args.seed + 2},
+        backend=args.backend,
+        seeds={} if args.seed is None else {"A1": args.seed + 1, "B": args.seed + 2},
         timeout=600, connect_timeout=120)
     print(f"starting A1, B and C as three processes (mutual TLS on 127.0.0.1; "
           f"configurations in {folder})")

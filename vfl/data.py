@@ -7,6 +7,7 @@ Input files are only ever read.
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,9 +51,14 @@ def read_party_csv(path: str | os.PathLike[str], *, party: str, id_column: str,
     if not os.path.isfile(path):
         raise InputDataError(f"input file {path} does not exist", party=party)
     try:
-        header = pd.read_csv(path, nrows=0).columns.tolist()
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputDataError(f"cannot read {path} as CSV: {exc}", party=party) from None
+    if not header:
+        raise InputDataError(f"cannot read {path} as CSV: the file is empty", party=party)
+    # pandas would rename a repeated name to "x.1": which column is meant is a guess.
+    _refuse_duplicate_columns(header, path, party)
     if id_column not in header:
         raise MissingColumnError(
             f"{path} has no ID column {id_column!r} (columns: {', '.join(header)}); pass the "
@@ -125,6 +131,7 @@ class PartyTable:
                             f"got {type(frame).__name__}")
         where = source or "the DataFrame"
         columns = [str(c) for c in frame.columns]
+        _refuse_duplicate_columns(columns, where, party)
         frame = frame.set_axis(columns, axis=1)
         if id_column not in columns:
             raise MissingColumnError(
@@ -178,6 +185,14 @@ class PartyTable:
                           None if self.label is None else self.label[positions], self.source)
 
 
+def _refuse_duplicate_columns(columns: Sequence[str], where: str, party: str) -> None:
+    repeated = sorted({c for c in columns if list(columns).count(c) > 1})
+    if repeated:
+        raise InputDataError(
+            f"{where} has more than one column named {', '.join(map(repr, repeated))}; which "
+            "one is meant would be a guess: rename or drop the repeats", party=party)
+
+
 def _numeric_column(frame: pd.DataFrame, column: str, ids: list[str], *, party: str,
                     where: str, is_label: bool) -> np.ndarray:
     error = InvalidLabelError if is_label else InvalidFeatureError
@@ -222,8 +237,21 @@ class Standardizer:
         d = table.features.shape[1]
         if not enabled:
             return cls(np.zeros(d), np.ones(d))
-        mean = table.features.mean(axis=0)
-        scale = table.features.std(axis=0)
+        mean, scale = np.empty(d), np.empty(d)
+        for k in range(d):
+            with np.errstate(over="raise", invalid="raise"):
+                try:
+                    mean[k], scale[k] = table.features[:, k].mean(), table.features[:, k].std()
+                except FloatingPointError:
+                    mean[k] = scale[k] = np.inf
+        too_large = [n for n, m, s in zip(table.feature_names, mean, scale)
+                     if not (np.isfinite(m) and np.isfinite(s))]
+        if too_large:
+            # Sums of squares overflow float64 long before the values do.
+            raise InvalidFeatureError(
+                f"column(s) {', '.join(map(repr, too_large))} of {table.source} hold values "
+                "too large to standardise (their sum of squares overflows float64); rescale "
+                "them (e.g. to other units) before training", party=table.party)
         constant = [n for n, s in zip(table.feature_names, scale) if not s > 0]
         if constant:
             raise InvalidFeatureError(

@@ -27,6 +27,7 @@ __all__ = [
     "EncodingOverflowError",
     "InputDataError",
     "InsecureKeyError",
+    "InsecureSeedWarning",
     "InvalidCiphertextError",
     "InvalidFeatureError",
     "InvalidIDError",
@@ -43,6 +44,7 @@ __all__ = [
     "RecordMismatchError",
     "SignatureError",
     "TamperedRecordError",
+    "TrainingDivergedError",
     "UnexpectedMessageError",
     "UntrustedKeyError",
     "VFLError",
@@ -109,6 +111,16 @@ class LabelInFeatureHolderError(InputDataError):
 
 class ConfigError(VFLError, ValueError):
     """A training option is invalid, or options are combined in a way that cannot work."""
+
+
+class InsecureSeedWarning(UserWarning):
+    """A party was given a seed: its secrets (initial weights) become predictable to
+    anyone who guesses it. For tests and reproducible examples only."""
+
+
+class TrainingDivergedError(VFLError, ArithmeticError):
+    """Training moved away from a solution (loss growing without bound, scores out
+    of range); nothing is saved as if the model were fine."""
 
 
 class BatchTooSmallError(VFLError, ValueError):

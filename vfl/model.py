@@ -9,17 +9,22 @@ form.
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from vfl.errors import ModelFileError
 from vfl.files import atomic_write_text
 
-__all__ = ["ModelPart", "sigmoid"]
+__all__ = ["ModelPart", "check_model_set", "sigmoid"]
 
-_FORMAT = "vfl-linear-model-part/1"
+_FORMAT = "vfl-linear-model-part/2"
+#: Files of 0.1: the same fields but ``members`` (still read).
+_OLDER_FORMATS = ("vfl-linear-model-part/1",)
+_ROLES = ("feature_holder", "label_holder")
 
 
 def sigmoid(score: np.ndarray) -> np.ndarray:
@@ -54,6 +59,10 @@ class ModelPart:
     model : {"linear", "logistic"}
         What the summed score means: the prediction itself, or the log-odds
         of class 1 (probability = 1 / (1 + exp(-score))).
+    members : list of str
+        Every data party of the run that trained it (feature holders, then
+        the label holder): a prediction needs exactly these parts. Empty in
+        parts saved by 0.1, which did not record it.
     """
 
     party: str
@@ -63,6 +72,7 @@ class ModelPart:
     intercept: float | None
     session: str
     model: str = "linear"
+    members: list[str] = field(default_factory=list)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """This part's contribution to the prediction for raw feature rows."""
@@ -105,19 +115,76 @@ class ModelPart:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelFileError(f"model file {path} is not valid JSON: {exc}",
                                  party=party) from None
-        if not isinstance(data, dict) or data.pop("format", None) != _FORMAT:
+        if not isinstance(data, dict) or data.pop("format", None) not in (_FORMAT,
+                                                                          *_OLDER_FORMATS):
             raise ModelFileError(f"{path} is not a vfl model part", party=party)
         try:
             part = cls(**data)
         except TypeError as exc:
             raise ModelFileError(f"{path} is damaged: {exc}", party=party) from None
-        if part.model not in ("linear", "logistic"):
-            raise ModelFileError(f"{path} is damaged: unknown model kind {part.model!r}",
-                                 party=party)
+        problem = part._problem()
+        if problem:
+            raise ModelFileError(f"{path} is damaged: {problem}", party=party)
         if party is not None and part.party != party:
             raise ModelFileError(f"{path} holds party {part.party}'s model, not {party}'s",
                                  party=party)
-        if len(part.features) != len(part.weights):
-            raise ModelFileError(f"{path} is damaged: {len(part.features)} features for "
-                                 f"{len(part.weights)} weights", party=party)
         return part
+
+    def _problem(self) -> str | None:
+        """What makes this part unusable on its own (None: nothing)."""
+        if self.model not in ("linear", "logistic"):
+            return f"unknown model kind {self.model!r}"
+        if self.role not in _ROLES:
+            return f"unknown role {self.role!r}"
+        if len(self.features) != len(self.weights):
+            return f"{len(self.features)} features for {len(self.weights)} weights"
+        if not all(isinstance(w, (int, float)) and math.isfinite(w) for w in self.weights):
+            return "a weight is not a finite number"
+        if self.role == "label_holder" and not (isinstance(self.intercept, (int, float))
+                                                and math.isfinite(self.intercept)):
+            return "the label holder's part has no finite intercept"
+        if self.role == "feature_holder" and self.intercept is not None:
+            return "a feature holder's part holds an intercept"
+        return None
+
+
+def check_model_set(parts: Mapping[str, ModelPart]) -> None:
+    """Refuse parts that do not make one model: all of one run, complete, of one kind.
+
+    Parameters
+    ----------
+    parts : mapping of party name to ModelPart
+        Every part a prediction will sum.
+
+    Raises
+    ------
+    ModelFileError
+        Naming what is wrong: a damaged part, no or several label holder parts,
+        parts of different runs or kinds, or a run's party missing or extra.
+    """
+    for name, part in parts.items():
+        problem = part._problem()
+        if problem:
+            raise ModelFileError(f"the model part of {name} is unusable: {problem}", party=name)
+    holders = [name for name, part in parts.items() if part.role == "label_holder"]
+    if len(holders) != 1:
+        raise ModelFileError(f"a model has one label holder's part (with the intercept); "
+                             f"got {len(holders)} ({', '.join(holders) or 'none'})")
+    runs = {part.session for part in parts.values()}
+    if len(runs) > 1:
+        shown = ", ".join(f"{name}: {part.session}" for name, part in parts.items())
+        raise ModelFileError(f"the model parts come from different training runs ({shown}); "
+                             "use the parts one run saved")
+    kinds = {part.model for part in parts.values()}
+    if len(kinds) > 1:
+        shown = ", ".join(f"{name}: {part.model}" for name, part in parts.items())
+        raise ModelFileError(f"the model parts are of different kinds ({shown})")
+    members = parts[holders[0]].members
+    if members and sorted(members) != sorted(parts):
+        missing = sorted(set(members) - set(parts))
+        extra = sorted(set(parts) - set(members))
+        raise ModelFileError(
+            f"the model was trained by {', '.join(members)}"
+            + (f"; the part of {', '.join(missing)} is missing" if missing else "")
+            + (f"; {', '.join(extra)} took no part in that run" if extra else "")
+            + ": predict with exactly the parties that trained it")

@@ -301,14 +301,20 @@ def training_labels(label: np.ndarray | None, config: TrainingConfig, *, party: 
     Raises
     ------
     InvalidLabelError
-        For logistic regression, if the labels are not two classes coded
-        {0, 1} or {-1, +1}.
+        If every label is the same; for logistic regression, if the labels
+        are not two classes coded {0, 1} or {-1, +1}.
     """
     assert label is not None
     y = np.asarray(label, dtype=np.float64)
+    values = set(np.unique(y).tolist())
+    if len(values) < 2:
+        shown = ", ".join(f"{v:g}" for v in values) or "no value"
+        raise InvalidLabelError(
+            f"label column {column!r} of {source} holds {shown} in every aligned row: there "
+            "is nothing to learn; check the label column and that the parties share rows of "
+            "both outcomes", party=party)
     if config.model != "logistic":
         return y
-    values = set(np.unique(y).tolist())
     if values <= {0.0, 1.0}:
         return 2.0 * y - 1.0
     if values <= {-1.0, 1.0}:

@@ -235,8 +235,11 @@ class Coordinator(Role[CoordinatorState]):
         stop, best = self._rule.update(epoch_loss, validation_loss, votes)
         endpoint.send(self.label_holder, EpochEnd(stop, epoch_loss, validation_loss, best),
                       epoch=epoch)
+        # Whether the validation loss improved depends on the labels: a feature
+        # holder is told only when it must keep its best weights (README, leakage).
+        told = best if self._config.early_stopping == "validation" else False
         for name in self.feature_holders:
-            endpoint.send(name, EpochEnd(stop, None, None, best), epoch=epoch)
+            endpoint.send(name, EpochEnd(stop, None, None, told), epoch=epoch)
         state.epoch, state.stopped = epoch, stop
         return epoch_loss
 

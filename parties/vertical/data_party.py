@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -19,7 +20,14 @@ from parties.vertical.messages import DecryptedMaskedGradient, TrainingPlan
 from vfl.audit.fingerprint import table_fingerprint
 from vfl.crypto import FixedPointCodec, unmask
 from vfl.data import PartyTable, Standardizer, read_party_csv
-from vfl.errors import BatchTooSmallError, ConfigMismatchError
+from vfl.errors import (
+    BatchTooSmallError,
+    ConfigError,
+    ConfigMismatchError,
+    EncodingOverflowError,
+    InsecureSeedWarning,
+    TrainingDivergedError,
+)
 from vfl.model import ModelPart
 from vfl.optim import penalty_value
 from vfl.protocol.channel import Endpoint
@@ -90,16 +98,17 @@ class DataParty(Role[S]):
             data, party=name, id_column=id_column, label_column=label_column,
             is_label_holder=self.is_label_holder, feature_columns=feature_columns,
             source=source)
-        # An unseeded party draws its secrets from the OS CSPRNG, once: every
+        check_seed(seed, party=name)
+        # Unseeded (the default), each run draws its secrets from the OS CSPRNG.
         # run of this party object starts its secret stream from this seed.
-        self.seed = seed if seed is not None else secrets.randbits(63)
+        self.seed = seed
         self.model_: ModelPart | None = model
         #: This party's own IDs of the shared rows, in the agreed order.
         self.aligned_ids_: list[str] | None = None
         #: Positions (in the aligned order) of the rows held out for validation.
         self.validation_rows_: np.ndarray | None = None
         # Set by each run, read by its steps (see _begin_run).
-        self._rng = np.random.default_rng(self.seed)
+        self._secret_rng, self._public_rng = _streams(seed)
         self._config = TrainingConfig()
         self._alignment = ""
         self._codec = FixedPointCodec()
@@ -166,9 +175,9 @@ class DataParty(Role[S]):
     # --- run-wide set-up, shared by A and B ---------------------------------------------
 
     def _begin_run(self, config: TrainingConfig, alignment: str) -> None:
-        """Forget the last run's working data; restart the secret stream from the seed."""
+        """Forget the last run's working data; fresh random streams (or the seed's again)."""
         self._config, self._alignment = config, alignment
-        self._rng = np.random.default_rng(self.seed)
+        self._secret_rng, self._public_rng = _streams(self.seed)
         self._aligned, self._rows, self.state = None, None, None
 
     @property
@@ -212,11 +221,14 @@ class DataParty(Role[S]):
         d = self.table.features.shape[1]
         smallest = smallest_batch(n_rows, config.batch_size)
         if d and smallest <= config.min_batch_factor * d:
+            full = config.batch_size is None or config.batch_size >= n_rows
+            advice = ("with every training row in one batch already, add rows or drop "
+                      "features" if full else "raise the batch size (or use full batch)")
             raise BatchTooSmallError(
                 f"with {d} features this party needs batches of more than "
                 f"{config.min_batch_factor:g} x {d} = {config.min_batch_factor * d:g} rows, but "
-                f"the smallest batch has {smallest} of the {n_rows} training rows: raise the "
-                "batch size (or use full batch)", party=self.name)
+                f"the smallest batch has {smallest} of the {n_rows} training rows: {advice}",
+                party=self.name)
 
     def _prepare(self, plan: TrainingPlan) -> PreparedRows:
         """Split, check, standardise and encode the aligned rows as the plan says."""
@@ -224,7 +236,9 @@ class DataParty(Role[S]):
         train, validation = validation_split(len(aligned), config.validation_fraction,
                                              plan.split_seed)
         self._check_batch_size(len(train))
-        codec.check_capacity(self.engine.n, max(len(train), len(validation)), party=self.name)
+        # With K feature holders the loss sums (K + 1)**2 cross products per row.
+        codec.check_capacity(self.engine.n, max(len(train), len(validation)),
+                             holders=len(plan.feature_holders), party=self.name)
         scaler = Standardizer.fit(aligned.take(train), config.standardize)
         x = scaler.transform(aligned.features)
         encoded = codec.encode_matrix(x, what="features", party=self.name)
@@ -256,9 +270,54 @@ class DataParty(Role[S]):
                               scale_power=2)
         return summed / scale
 
+    def _encode_scores(self, values: np.ndarray, what: str, epoch: int) -> list[int]:
+        """Encode this run's scores; out of the encoding's range means divergence."""
+        try:
+            return self._codec.encode(values, what=what, party=self.name)
+        except EncodingOverflowError as exc:
+            if epoch <= 1 and not self._config.standardize:
+                advice = "the raw columns are too large: rescale them or standardise"
+            else:
+                advice = "training diverged: lower the learning rate"
+            raise TrainingDivergedError(f"at epoch {epoch}, {exc}; {advice}",
+                                        party=self.name) from None
+
     def _initial_weights(self, d: int) -> np.ndarray:
         """Random secret initial weights (PROTOCOL.md: never all zeros)."""
-        return self._rng.normal(0.0, 1.0 / np.sqrt(max(d, 1)), size=d)
+        return self._secret_rng.normal(0.0, 1.0 / np.sqrt(max(d, 1)), size=d)
+
+    def _public_seed(self) -> int:
+        """A seed this party sends (batch order, validation split): never from the
+        secrets' stream, so what a peer receives says nothing about the secrets."""
+        if self._public_rng is None:
+            return secrets.randbits(63)
+        return int(self._public_rng.integers(0, 2**63 - 1))
 
     def _receive_codec(self, endpoint: Endpoint, coordinator: str) -> None:
         self._codec = self.receive_key(endpoint, coordinator)
+
+
+def check_seed(seed: object, *, party: str) -> None:
+    """Refuse a seed that is not a non-negative integer; warn that any seed makes the
+    party's secrets predictable."""
+    if seed is None:
+        return
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", party=party)
+    warnings.warn(f"party {party}: seed={seed} makes its secret initial weights predictable "
+                  "to anyone who guesses the seed; use seeds for tests and reproducible "
+                  "examples only", InsecureSeedWarning, stacklevel=4)
+
+
+def _streams(seed: int | None) -> tuple[np.random.Generator, np.random.Generator | None]:
+    """(secrets' generator, sent seeds' generator or None for the OS CSPRNG).
+
+    Unseeded: the secrets come from a generator keyed by 256 bits of the OS
+    CSPRNG and used for nothing else, and every sent seed from ``secrets``.
+    Seeded (tests): two independent streams spawned from the seed, so that
+    runs repeat exactly.
+    """
+    if seed is None:
+        return np.random.default_rng(secrets.randbits(256)), None
+    secret, public = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(secret), np.random.default_rng(public)

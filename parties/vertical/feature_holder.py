@@ -86,6 +86,7 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         self.coordinator = "C"
         self._optimizer: Optimizer | None = None
         self._has_cross_term = False
+        self._members: list[str] = []
         self._before = np.zeros(0)
         self._batches: list[np.ndarray] = []
 
@@ -149,6 +150,7 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         # Every feature holder but the last multiplies the sum of the later
         # ones' encrypted scores by its own: the loss's cross terms.
         order = plan.feature_holders
+        self._members = [*order, self.label_holder]
         self._has_cross_term = order.index(self.name) < len(order) - 1
         self._prepare(plan)
 
@@ -219,7 +221,8 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         raw, offset = self.rows.scaler.raw_weights(theta)
         endpoint.send(self.label_holder, InterceptOffset(offset))
         self.model_ = ModelPart(self.name, self.role, list(self.table.feature_names),
-                                raw.tolist(), None, endpoint.session, self._config.model)
+                                raw.tolist(), None, endpoint.session, self._config.model,
+                                [*self._members])
 
     # --- pieces of the steps ----------------------------------------------------------
 
@@ -227,8 +230,8 @@ class FeatureHolder(DataParty[FeatureHolderState]):
                      message: type[EncryptedPartialScores] | type[EncryptedValidationScores],
                      *, penalty: bool, **at: int) -> list[int]:
         theta = self.current.theta
-        u_encoded = self._codec.encode(self.rows.x[rows] @ theta, what="partial scores",
-                                       party=self.name)
+        u_encoded = self._encode_scores(self.rows.x[rows] @ theta, "partial scores",
+                                        at["epoch"])
         loss_part = self._loss_part(u_encoded, theta, penalty=penalty)
         endpoint.send(self.label_holder, message(self.engine.encrypt(u_encoded),
                                                  self.engine.encrypt([loss_part])), **at)

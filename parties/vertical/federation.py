@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from parties.vertical.contribution import ContributionReport, measure_contributions
 from parties.vertical.coordinator import Coordinator
+from parties.vertical.data_party import DataParty
 from parties.vertical.feature_holder import FeatureHolder
 from parties.vertical.label_holder import LabelHolder
 from vfl.errors import LabelInFeatureHolderError, MissingColumnError
 from vfl.metrics import model_metrics
+from vfl.model import check_model_set
 from vfl.progress import EpochProgress
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, InProcessNetwork
 from vfl.psi import DEFAULT_ALIGNMENT
@@ -52,9 +55,10 @@ class Federation:
     Attributes
     ----------
     network_ : InProcessNetwork
-        The network of the last run.
+        The network of the last run (training or prediction).
     session_ : str
-        Identifier of the last run.
+        Identifier of the last training run: the session its model parts name
+        (a later prediction does not change it).
 
     Examples
     --------
@@ -121,7 +125,7 @@ class Federation:
                 ep, self.config, label_holder=b, coordinator=c,
                 alignment=self.alignment))(a)
         try:
-            self._run(tasks)
+            self.session_ = self._run(tasks)
         finally:
             b_party.progress = None
         return self
@@ -184,6 +188,14 @@ class Federation:
         if target not in (b.name, c):
             raise ValueError(f"deliver_to must be {b.name!r} (label holder) or {c!r} "
                              f"(coordinator), got {deliver_to!r}")
+        parts = {}
+        members: list[DataParty[Any]] = [*holders, b]
+        for party in members:
+            if party.model_ is None:
+                raise AttributeError(f"party {party.name} has no model: train or load one first")
+            parts[party.name] = party.model_
+        # A model is a set of parts from one run: never predict with a part missing.
+        check_model_set(parts)
         result: dict[str, object] = {}
         tasks: dict[str, Callable[[Endpoint], None]] = {
             b.name: lambda ep: result.__setitem__("B", b.predict_rows(
@@ -278,11 +290,13 @@ class Federation:
 
     # --- running the threads ------------------------------------------------------
 
-    def _run(self, tasks: Mapping[str, Callable[[Endpoint], None]]) -> None:
-        """Run each party's task in its own thread over a fresh network; raise the root cause."""
+    def _run(self, tasks: Mapping[str, Callable[[Endpoint], None]]) -> str:
+        """Run each party's task in its own thread over a fresh network; raise the root
+        cause; return the run's session."""
         session = uuid.uuid4().hex
         names = [self.coordinator.name, self.label_holder.name,
                  *(a.name for a in self.feature_holders)]
         network = InProcessNetwork(names, session, timeout=self.timeout, record=self.record)
-        self.network_, self.session_ = network, session
+        self.network_ = network
         run_parties(network, tasks)
+        return session

@@ -37,7 +37,7 @@ from parties.vertical.messages import (
 from parties.vertical.state import EpochRecord, LabelHolderState
 from vfl.crypto import EncryptedVector, draw_masks, expand_masks
 from vfl.crypto.shares import share_scores
-from vfl.errors import MalformedMessageError
+from vfl.errors import MalformedMessageError, TrainingDivergedError
 from vfl.model import ModelPart, sigmoid
 from vfl.optim import Optimizer, learning_rate_at
 from vfl.progress import EpochProgress
@@ -51,7 +51,10 @@ from vfl.runtime.session import Session
 from vfl.runtime.state import GeneratorState
 from vfl.training import TrainingConfig, batch_plan, training_labels, validation_split
 
-__all__ = ["LabelHolder"]
+__all__ = ["DIVERGENCE_FACTOR", "LabelHolder"]
+
+#: A loss this many times the first epoch's means the run diverged.
+DIVERGENCE_FACTOR = 1e6
 
 
 @dataclass(frozen=True)
@@ -221,12 +224,13 @@ class LabelHolder(DataParty[LabelHolderState]):
         """B fixes the validation split and tells every party the plan."""
         if resumed is not None:
             split_seed = resumed.split_seed
-            # The stream as it was after that epoch: later batch seeds match.
-            self._rng = resumed.rng.generator()
+            if resumed.rng is not None:
+                # The seeded stream as it was after that epoch: later batch seeds match.
+                self._public_rng = resumed.rng.generator()
         elif self.split_seed is not None:
             split_seed = self.split_seed
         else:
-            split_seed = int(self._rng.integers(0, 2**63 - 1))
+            split_seed = self._public_seed()
         self._split_seed = split_seed
         plan = TrainingPlan(self._config, len(self.aligned), tuple(self.feature_holders),
                             split_seed)
@@ -243,12 +247,12 @@ class LabelHolder(DataParty[LabelHolderState]):
             epoch=0, stopped=False, theta=theta, bias=bias, best_theta=theta.copy(),
             best_bias=bias, initial_weights=theta.copy(), initial_intercept=bias,
             split_seed=self._split_seed, batch_seeds=[], history=[], optimizer=optimizer.state,
-            rng=GeneratorState.of(self._rng))
+            rng=self._public_stream_state())
 
     def start_epoch(self, endpoint: Endpoint, epoch: int) -> int:
         """B draws the epoch's batch seed and sends it to every feature holder."""
         state = self.current
-        seed = int(self._rng.integers(0, 2**63 - 1))
+        seed = self._public_seed()
         state.batch_seeds.append(seed)
         for a in self.feature_holders:
             endpoint.send(a, EpochStart(seed), epoch=epoch)
@@ -307,10 +311,11 @@ class LabelHolder(DataParty[LabelHolderState]):
                                         "validation loss", party=self.name)
         state.history.append(EpochRecord(epoch, end.loss, end.validation_loss
                                          if len(self.rows.validation) else None))
+        self._refuse_divergence(state.history)
         if end.best:
             state.best_theta, state.best_bias = state.theta.copy(), state.bias
         state.epoch, state.stopped = epoch, end.stop
-        state.rng = GeneratorState.of(self._rng)
+        state.rng = self._public_stream_state()
         return end.loss
 
     def finish(self, endpoint: Endpoint) -> None:
@@ -324,7 +329,7 @@ class LabelHolder(DataParty[LabelHolderState]):
         raw, own_offset = self.rows.scaler.raw_weights(theta)
         self.model_ = ModelPart(self.name, self.role, list(self.table.feature_names),
                                 raw.tolist(), bias + own_offset + offsets, endpoint.session,
-                                self._config.model)
+                                self._config.model, [*self.feature_holders, self.name])
 
     def train_alone(self, config: TrainingConfig) -> pd.DataFrame:
         """Train on B's own rows and columns alone, by the federation's rule; no message.
@@ -345,9 +350,8 @@ class LabelHolder(DataParty[LabelHolderState]):
                             column=self.label_column)
         d = table.features.shape[1]
         initial = self._initial_weights(d)
-        seeds = [int(s) for s in self._rng.integers(0, 2**63 - 1, size=config.epochs)]
-        split_seed = (self.split_seed if self.split_seed is not None
-                      else int(self._rng.integers(0, 2**63 - 1)))
+        seeds = [self._public_seed() for _ in range(config.epochs)]
+        split_seed = self.split_seed if self.split_seed is not None else self._public_seed()
         train, _ = validation_split(len(y), config.validation_fraction, split_seed)
         result = train_centralized(table.features, table.label, config,
                                    initial_weights=initial,
@@ -358,13 +362,27 @@ class LabelHolder(DataParty[LabelHolderState]):
 
     # --- pieces of the steps ----------------------------------------------------------
 
+    def _refuse_divergence(self, history: list[EpochRecord]) -> None:
+        """Stop a run whose loss left every sensible range, before it saves anything."""
+        first, last = history[0].loss, history[-1].loss
+        if not np.isfinite(last) or (first > 0 and last > DIVERGENCE_FACTOR * first):
+            raise TrainingDivergedError(
+                f"training diverged: the loss went from {first:.6g} (epoch 1) to {last:.6g} "
+                f"(epoch {history[-1].epoch}); lower the learning rate (now "
+                f"{self._config.learning_rate:g}) or choose an adaptive optimiser",
+                party=self.name)
+
+    def _public_stream_state(self) -> GeneratorState | None:
+        """What a checkpoint keeps of the sent seeds' stream (None: they come from the OS)."""
+        return None if self._public_rng is None else GeneratorState.of(self._public_rng)
+
     def draw_initial_intercept(self, y_train: np.ndarray) -> float:
         """A random secret intercept around the labels' mean, from this run's stream.
 
         Secret and random, it hides sum(y^2) from the first loss C sees
         (PROTOCOL.md, what each party learns).
         """
-        return float(y_train.mean() + y_train.std() * self._rng.normal())
+        return float(y_train.mean() + y_train.std() * self._secret_rng.normal())
 
     def _collect_scores(self, endpoint: Endpoint, rows: np.ndarray,
                         message: type[EncryptedPartialScores] | type[EncryptedValidationScores],
@@ -380,7 +398,7 @@ class LabelHolder(DataParty[LabelHolderState]):
         # v = u_B - y for squared loss; the Taylor residual 4d = u - 2y needs 2y.
         label_factor = 2.0 if self._config.model == "logistic" else 1.0
         v = self.rows.x[rows] @ state.theta + state.bias - label_factor * self._y[rows]
-        v_encoded = self._codec.encode(v, what="u_B - y", party=self.name)
+        v_encoded = self._encode_scores(v, "u_B - y", at["epoch"])
         # Suffix sums [[U_j]] = [[sum_{k>j} u_Ak]]: A_j returns [[2 u_Aj . U_j]].
         suffix = parts[-1].scores
         requests = []

@@ -184,7 +184,8 @@ class EpochEnd:
     best : bool
         This epoch's weights are the best so far on the validation split;
         each party keeps a copy, restored at the end under validation early
-        stopping.
+        stopping. Told to the feature holders only under validation early
+        stopping: whether the validation loss improved depends on the labels.
     """
 
     stop: bool

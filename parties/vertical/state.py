@@ -85,9 +85,11 @@ class LabelHolderState(RoleState):
         The seed B drew for each epoch so far (sent to the feature holders).
     history : list of EpochRecord
     optimizer : OptimizerState
-    rng : GeneratorState
-        B's secret stream after this epoch: a resumed run draws the same
-        batch seeds as an uninterrupted one.
+    rng : GeneratorState or None
+        The stream of the seeds B sends, after this epoch, when B was given a
+        seed (tests): a resumed run draws the same batch seeds as an
+        uninterrupted one. None otherwise: sent seeds then come from the OS
+        CSPRNG. Never the secrets' stream.
     """
 
     LAYOUT: ClassVar[str] = "vertical.label_holder/1"
@@ -102,7 +104,7 @@ class LabelHolderState(RoleState):
     batch_seeds: list[int]
     history: list[EpochRecord]
     optimizer: OptimizerState
-    rng: GeneratorState
+    rng: GeneratorState | None
 
 
 @dataclass

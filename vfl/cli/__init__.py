@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from vfl import __version__
@@ -32,6 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vfl``; returns the exit status (0 success, 2 bad input or protocol error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = warnings.showwarning
+
+    def one_line(message: Warning | str, category: type[Warning], *_: object,
+                 **__: object) -> None:
+        # A user reads one line in the command's own words, not a source location.
+        print(f"vfl {args.command}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = one_line
     try:
         return int(args.run(args) or 0)
     except VFLError as exc:
@@ -40,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vfl {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
-from vfl.cli.common import feature_holder_names
+from vfl.cli.common import check_outputs, feature_holder_names, party_inputs, write_outputs
 from vfl.cli.options import add_run_option
 from vfl.errors import InputDataError
 from vfl.psi.ecdh import DEFAULT_CHUNK_SIZE, MAX_CHUNK
@@ -87,11 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk_size is not None and args.method != "ecdh":
         raise InputDataError(f"--chunk-size applies to --method ecdh only, not "
                              f"{args.method}; leave it out")
-    parties = [LABEL_HOLDER, *feature_holder_names(len(args.party_a))]
-    inputs = dict(zip(parties, [args.party_b, *args.party_a]))
-    targets = {party: os.path.join(args.out, name)
-               for party, name in output_names(args.party_b, args.party_a).items()}
-    _check_targets(args.out, targets, inputs, force=args.force)
+    inputs = party_inputs(args.party_b, args.party_a)
+    parties = list(inputs)
+    names = output_names(args.party_b, args.party_a)
+    check_outputs(args.out, names.values(), inputs, force=args.force)
 
     frames = {party: read_party_csv(path, party=party, id_column=args.id_column, as_text=True)
               for party, path in inputs.items()}
@@ -100,62 +99,15 @@ def run(args: argparse.Namespace) -> int:
                            chunk_size=args.chunk_size, progress=args.progress,
                            sources=inputs, label_holder_name=LABEL_HOLDER)
     size = len(aligned[LABEL_HOLDER])
-    _write_all(args.out, {targets[p]: aligned[p] for p in parties})
+    write_outputs(args.out, {names[p]: _csv_writer(aligned[p]) for p in parties},
+                  inputs, force=args.force)
     print(f"{size} IDs shared by {', '.join(parties)} ({args.method} alignment)")
     for party in parties:
-        print(f"wrote {targets[party]} ({size} rows of {inputs[party]})", file=sys.stderr)
+        print(f"wrote {os.path.join(args.out, names[party])} ({size} rows of "
+              f"{inputs[party]})", file=sys.stderr)
     return 0
 
 
-def _check_targets(out_dir: str, targets: dict[str, str], inputs: dict[str, str], *,
-                   force: bool) -> None:
-    """Refuse, before any work, outputs that would replace an input or an earlier output."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise InputDataError(f"--out {out_dir} exists and is not a folder; choose another")
-    sources = {os.path.realpath(path): party for party, path in inputs.items()}
-    for party, target in targets.items():
-        real = os.path.realpath(target)
-        if real in sources:
-            raise InputDataError(
-                f"the output for party {party}, {target}, would overwrite the input file of "
-                f"party {sources[real]}; choose another --out folder")
-        if os.path.exists(target) and not force:
-            raise InputDataError(
-                f"{target} (output for party {party}) already exists; pass --force to replace "
-                "it or choose another --out folder")
-
-
-def _write_all(out_dir: str, frames: dict[str, pd.DataFrame]) -> None:
-    """Write every frame as CSV, all or none: to temporary files first, then renamed."""
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as exc:
-        raise InputDataError(f"cannot create --out folder {out_dir}: {exc}") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    mode = 0o666 & ~umask
-    staged: list[tuple[str, str]] = []
-    renamed: list[str] = []
-    try:
-        for target, frame in frames.items():
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=out_dir)
-            staged.append((tmp, target))
-            os.chmod(tmp, mode)  # mkstemp's 0600, widened as far as the umask allows
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                frame.to_csv(handle, index=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-        # Renames within one folder do not fail for want of space: once every
-        # file is staged, the outputs appear together.
-        for tmp, target in staged:
-            os.replace(tmp, target)
-            renamed.append(target)
-    except BaseException as exc:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        if isinstance(exc, OSError):
-            done = f"only {', '.join(renamed)} was written" if renamed else "nothing was written"
-            raise InputDataError(f"cannot write the aligned files to {out_dir}: {exc}; "
-                                 f"{done}") from None
-        raise
+def _csv_writer(frame: pd.DataFrame) -> Callable[[TextIO], None]:
+    """Writes the frame's cells as they were read (text), no index."""
+    return lambda handle: frame.to_csv(handle, index=False)

@@ -6,10 +6,21 @@ import argparse
 import os
 import sys
 
-from vfl.cli.common import add_data_options, dumps, feature_holder_names, write_outputs
+from vfl.cli.common import (
+    add_data_options,
+    add_force_option,
+    check_outputs,
+    dumps,
+    feature_holder_names,
+    party_inputs,
+    write_outputs,
+)
 from vfl.cli.options import add_run_options, run_config_from_args
 
-__all__ = ["register", "run"]
+__all__ = ["POOR_FIT_R2", "register", "run"]
+
+#: A linear model below this R^2 on its training rows is refused (see run()).
+POOR_FIT_R2 = -1.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,10 +34,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_data_options(parser, label=True)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (created only when training succeeds)")
+    add_force_option(parser, "report.json and model files")
     add_run_options(parser)
     parser.add_argument("--seed", type=int, default=None,
-                        help="seed of B's and A's secret initial weights and of the batch order "
-                             "(default: fresh randomness)")
+                        help="seed of every party's random streams, for tests and "
+                             "reproducible examples only: anyone who guesses it knows the "
+                             "parties' secret initial weights (default: fresh randomness "
+                             "from the OS)")
     parser.add_argument("--contribution", nargs="?", const="leave-one-out", default=None,
                         choices=["leave-one-out", "shapley"],
                         help="also measure each party's contribution (validation-loss drop, "
@@ -43,8 +57,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from parties.audit import load_party_keys, record_run
-    from vfl.errors import ConfigError
+    from parties.audit import check_audit_log, load_party_keys, record_run
+    from vfl.errors import ConfigError, TrainingDivergedError
 
     run_config = run_config_from_args(args)
     config = run_config.training
@@ -55,10 +69,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--audit-log and --audit-keys go together: the log records runs "
                           "signed with every party's key")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    inputs = party_inputs(args.party_b, args.party_a)
     federation = _federation(args, run_config, say)
     names = [federation.coordinator.name, federation.label_holder.name,
              *(a.name for a in federation.feature_holders)]
+    outputs = ["report.json", *(f"model_{name}.json" for name in names[1:])]
+    # Everything that could refuse the outputs is checked before any training.
+    check_outputs(args.out, outputs, inputs, force=args.force)
     keys = load_party_keys(args.audit_keys, names) if args.audit_keys else None
+    if keys is not None:
+        check_audit_log(args.audit_log, keys)
     federation.fit()
     say(f"aligned rows: {federation.aligned_rows_}")
     contribution = None
@@ -66,18 +86,31 @@ def run(args: argparse.Namespace) -> int:
         say(f"measuring contributions ({args.contribution}) ...")
         contribution = federation.contributions(args.contribution)
     report = _report(federation, run_config)
+    r2 = report["metrics"].get("r2")
+    if r2 is not None and r2 < POOR_FIT_R2:
+        # Worse than predicting the mean by far: not a model to save as if it were fine.
+        raise TrainingDivergedError(
+            f"the trained model has R^2 {r2:.3g} on its own training rows (predicting the "
+            "mean gives 0): training did not converge; lower the learning rate or train "
+            "more epochs; nothing was written")
     if contribution is not None:
         report["contribution"] = contribution.to_dict()
     parties = (federation.label_holder, *federation.feature_holders)
     files = {"report.json": dumps(report),
              **{f"model_{p.name}.json": p.model_.to_json() for p in parties}}
-    write_outputs(args.out, files, [args.party_b, *args.party_a])
-    if keys is not None:
+
+    def sign() -> None:
+        # Between staging the outputs and showing them: no unaudited model is
+        # left behind if the record cannot be appended.
+        assert keys is not None
         record = record_run(federation, args.audit_log, keys, metrics=report["metrics"],
                             config=report["config"],
                             contributions=contribution.contributions if contribution else None)
         say(f"audit record {record.index} appended to {args.audit_log} "
             f"(hash {record.hash[:16]}...)")
+
+    write_outputs(args.out, files, inputs, force=args.force,
+                  before_publish=sign if keys is not None else None)
     for rows in ("training", "validation"):
         metrics = report.get("metrics" if rows == "training" else "validation_metrics")
         if metrics:

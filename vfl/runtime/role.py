@@ -156,5 +156,9 @@ class Role(ABC, Generic[S]):
         """Take the key holder's public key; return the agreed fixed-point encoding."""
         message = endpoint.receive(sender, PublicKeyMessage)
         engine_class, _ = get_backend(message.backend)
-        self._engine = engine_class(phe.PaillierPublicKey(message.n), message.params)
+        public_key = phe.PaillierPublicKey(message.n)
+        # Refused here, naming the key holder, before any value is encrypted under it.
+        engine_class.check_public_params(public_key, message.params, sender=sender,
+                                         party=self.name)
+        self._engine = engine_class(public_key, message.params)
         return FixedPointCodec(message.frac_bits, message.value_bits)

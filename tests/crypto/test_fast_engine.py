@@ -116,7 +116,8 @@ def test_sum_of_many_products_near_the_capacity(fast, fast_decryptor, keypair):
 def test_overflow_raises_instead_of_wrapping(fast, fast_decryptor, keypair):
     n = keypair[0].n
     with pytest.raises(EncodingOverflowError):
-        CODEC.check_capacity(n, 1 << 300)
+        # (K + 1)^2 m E^2 = 4 * 2^302 * 2^208 = 2^512 > n/3 (the exact bound, not a margin).
+        CODEC.check_capacity(n, 1 << 302)
     # A result past n/3 lands in the middle third and is refused on decoding.
     big = n // 3 + 10
     c = fast.mul_plain(fast.encrypt([big // 2 + 1]), [2])
@@ -227,3 +228,47 @@ def test_registry():
     assert backends.DEFAULT_BACKEND == "fast"
     assert {"fast", "phe"} <= set(backends.available_backends())
     assert backends.get_backend("fast") == (FastEngine, FastDecryptor)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_capacity_check_is_exact_for_the_encrypted_loss(fast, fast_decryptor, keypair, k):
+    """The worst loss of K feature holders, computed under encryption as B computes it.
+
+    With the key fixed (512 bits), a codec is chosen so that only a few rows
+    fit; at the largest row count the check allows, the loss decrypts
+    exactly; one row more, the check refuses, and the loss would indeed have
+    left the decodable range.
+    """
+    n = keypair[0].n
+    codec = FixedPointCodec(frac_bits=4, value_bits=n.bit_length() // 2 - 10)
+    e, penalty = codec.max_encoded(), codec.max_encoded(2)
+    m_max = (n // 3 - (k + 1) * penalty) // ((k + 1) ** 2 * e * e)
+    assert 2 <= m_max < 10**4
+    codec.check_capacity(n, m_max, holders=k)
+    with pytest.raises(EncodingOverflowError, match=f"with {k} feature holder"):
+        codec.check_capacity(n, m_max + 1, holders=k)
+
+    def encrypted_worst_loss(m):
+        # As in the vertical protocol: each A_k sends [[u_k]] and [[sum u_k^2 + pen]]
+        # (every value at the encoding's limit); B computes [[2 v . U]] + sum v^2 + pen
+        # with U the sum of all u_k, adds every A_k's part and every cross term
+        # [[2 u_j . U_j]] (U_j the sum of the later u_k), which A_j computes.
+        u_plain = [[e] * m for _ in range(k)]
+        u = [fast.encrypt(x) for x in u_plain]
+        parts = [fast.encrypt([sum(x * x for x in ux) + penalty]) for ux in u_plain]
+        v = [e] * m
+        suffix, requests = u[-1], []
+        for j in range(k - 2, -1, -1):
+            requests.append((j, suffix))
+            suffix = fast.add(suffix, u[j])
+        loss = fast.add_plain(fast.dot(suffix, [2 * x for x in v]),
+                              [sum(x * x for x in v) + penalty])
+        for part in parts:
+            loss = fast.add(loss, part)
+        for j, later in requests:
+            loss = fast.add(loss, fast.dot(later, [2 * x for x in u_plain[j]]))
+        return fast_decryptor.decrypt(loss)
+
+    assert codec.to_signed(encrypted_worst_loss(m_max), n) == [codec.max_result(m_max, k)]
+    with pytest.raises(EncodingOverflowError, match="middle third"):
+        codec.to_signed(encrypted_worst_loss(m_max + 1), n)

@@ -4,11 +4,11 @@ Plain Paillier (``phe``) encrypts m as ``g^m * r^n mod n^2`` with r uniform
 in Z*_n: one exponentiation with an n-bit exponent per ciphertext. DJN
 (Damgård, Jurik and Nielsen, "A generalization of Paillier's public-key
 system with applications to electronic voting", IJIS 2010, section 4.2)
-and SecretFlow's HEU "ZPaillier" instead publish one fixed n-th residue
+and SecretFlow's HEU "ZPaillier" instead use one fixed n-th residue
 
-    h_s = h^n mod n^2,    h = -y^2 mod n for a random y in Z*_n,
+    h_s = h^n mod n^2,    h = -y^2 mod n,
 
-with the public key and encrypt as
+and encrypt as
 
     c = (1 + m*n) * h_s^r mod n^2,    r uniform in [0, 2^(n_bits/2)).
 
@@ -21,6 +21,60 @@ fixed, ``h_s^r`` can be computed from a precomputed table
 (:mod:`vfl.crypto.fixed_base`) in about ``n_bits / (2 * window)`` modular
 multiplications instead of ``1.5 * n_bits``.
 
+The base is derived from n, publicly
+------------------------------------
+DJN and HEU let the key owner draw y at random. Here y is a hash of the
+public key (:func:`derive_h`), so every party computes h and h_s itself:
+
+    t = H_DOMAIN_TAG = b"vfl/djn-h/v1",   k = byte length of n,
+    y = OS2IP(SHAKE-256(I2OSP(len(t), 2) || t || I2OSP(k, 4) || I2OSP(n, k)
+                        || I2OSP(counter, 4)), output k + 16 bytes) mod n,
+
+integers big-endian (RFC 8017's I2OSP/OS2IP); the 16 extra bytes make
+``y mod n`` within 2^-128 of uniform. The counter starts at 0 and moves on
+only while ``gcd(y, n) != 1`` or ``h`` is 1 or -1, which for a genuine key
+has negligible probability (a gcd other than 1 would even be a factor of
+n): in practice it is always 0. The key owner publishes ``h_s`` with the
+key as before (same wire format), computed by CRT (:func:`djn_public_params`); every receiver
+recomputes it (:func:`derive_h_s`, one 2048-bit-exponent powmod mod n^2,
+about 10 ms at 2048 bits) and refuses a public-key message whose ``h_s``
+differs with :class:`InvalidPublicParameterError` naming the sender
+(:func:`check_h_s`). A key owner running a version that still draws y at
+random is refused that way too: its h_s is not the derived one.
+
+Why: with a base it chose, the key owner could publish an ``h_s`` of small
+order. An ``h_s`` of order 3 passes every check short of knowing the
+factorisation, and then each value has only 3 encryptions,
+``(1 + m n) h_s^i`` for i = 0, 1, 2: anyone, without the key, reads a
+ciphertext by testing guesses of m, so the data parties' ciphertexts would
+no longer hide their values from each other. With h from a hash of n, the
+key owner chooses p and q but not y: for each n it tries, y mod p is (up to
+2^-128) uniform in Z*_p, a cyclic group of order p - 1 where at most d
+elements have an order dividing d, and ``y -> -y^2`` is 2-to-1, so
+
+    Pr[ord(h) <= T] <= Pr[ord(h mod p) <= T] <= sum_{d <= T} 2 d / (p - 1) <= 2 T^2 / (p - 1),
+
+below 2^-760 for T = 2^128 at 2048-bit keys: no search over keys finds a
+short-order base. (The bound takes n to have a prime factor p of about
+half its size, as a Paillier key does; a key owner that sends some other n
+has weakened its own key in plainer ways.) ``ord(h_s) = ord(h)`` (``h_s =
+h^n`` mod n and n is prime to λ(n)), so h_s's order is as large as h's.
+
+The subgroup <h>
+----------------
+``phe``'s keys are products of two random primes, not of safe primes, and
+n need not be a Blum integer (p, q = 3 mod 4). So the textbook picture of
+DJN over safe-prime moduli, where ``h = -y^2`` generates the *cyclic* group
+J_n of the elements of Jacobi symbol +1, does not apply: for our keys J_n
+is not cyclic (Z*_p x Z*_q has two even factors), -1 may have Jacobi symbol
+-1, and <h> is not J_n. What holds, and what the argument needs, is that
+<h> is a cyclic subgroup of Z*_n whose order ``ord(h)`` divides
+λ(n) = lcm(p - 1, q - 1), is unknown to anyone who cannot factor n, and
+(bound above) exceeds 2^128 except with negligible probability; for a
+random y it is typically λ(n) divided by a small factor. The minus sign is
+kept only so that h is built as in DJN and HEU; it neither helps nor hurts
+here.
+
 Hardness assumption
 -------------------
 Semantic security holds under two assumptions together:
@@ -28,39 +82,57 @@ Semantic security holds under two assumptions together:
 1. Decisional composite residuosity (DCR), as for Paillier itself: a
    random n-th residue mod n^2 is indistinguishable from a random element
    of Z*_{n^2}.
-2. Short-exponent indistinguishability in the subgroup <h> of Z*_n: given
-   n and h, the element ``h^r`` with r uniform of n_bits/2 bits is
-   indistinguishable from a uniform element of <h>. With h = -y^2, <h> is
-   (with overwhelming probability) the large cyclic subgroup of the
-   elements of Jacobi symbol +1 whose order is unknown to anyone who cannot
-   factor n; the best known attacks on short exponents (baby-step
-   giant-step / Pollard lambda) take about 2^(bits(r)/2) steps, i.e. 2^512
-   for a 2048-bit key, far beyond the ~2^112 work that factoring n takes.
-   Koshiba and Kurosawa ("Short exponent Diffie-Hellman problems", PKC
-   2004) relate this kind of assumption to the standard ones; DJN use the
-   same one. It is a stronger assumption than DCR alone: users who want
-   plain Paillier's assumption select ``backend="phe"``.
+2. Short-exponent indistinguishability in <h>: given n and h, the element
+   ``h^r`` with r uniform of n_bits/2 bits is indistinguishable from a
+   uniform element of <h>. The best known attacks on short exponents
+   without the factorisation (baby-step giant-step / Pollard lambda) take
+   about 2^(bits(r)/2) steps, i.e. 2^512 for a 2048-bit key, far beyond the
+   ~2^112 work that factoring n takes. Koshiba and Kurosawa ("Short
+   exponent Diffie-Hellman problems", PKC 2004) relate this kind of
+   assumption to the standard ones; DJN use the same one. It is a stronger
+   assumption than DCR alone: users who want plain Paillier's assumption
+   select ``backend="phe"``.
 
-The key owner chooses h; a dishonest key owner could publish an ``h_s``
-of small order so that ciphertexts carry almost no randomness. That is
-outside the honest-but-curious threat model of the protocol (the key owner
-can decrypt everything anyway, and it is the other parties' ciphertexts
-that ``h_s`` protects from each other); :func:`check_h_s` still rejects
-the trivial and the obviously malformed values.
+Deriving y from a hash instead of drawing it changes neither assumption:
+modelling SHAKE-256 as a random oracle, h is distributed exactly as DJN's
+random ``-y^2`` (up to 2^-128), and it is public in both cases. The domain
+tag keeps this hash apart from every other use of SHAKE-256 on n.
 """
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 from collections.abc import Mapping
+from functools import lru_cache
 
 import gmpy2
 import phe
 
-__all__ = ["H_S_PARAM", "check_h_s", "djn_public_params", "randomness_bits"]
+from vfl.errors import MalformedMessageError
+
+__all__ = [
+    "H_DOMAIN_TAG",
+    "H_S_PARAM",
+    "InvalidPublicParameterError",
+    "check_h_s",
+    "derive_h",
+    "derive_h_s",
+    "djn_public_params",
+    "randomness_bits",
+]
 
 #: Name of the public parameter that carries h_s in ``public_params``.
 H_S_PARAM = "h_s"
+
+#: Domain-separation tag of the hash that derives h from n.
+H_DOMAIN_TAG = b"vfl/djn-h/v1"
+
+#: Counters tried before :func:`derive_h` gives up (a genuine key never needs a second).
+_MAX_COUNTER = 64
+
+
+class InvalidPublicParameterError(MalformedMessageError):
+    """A public-key message's engine parameters are missing or not the ones derived from n."""
 
 
 def randomness_bits(n: int) -> int:
@@ -68,56 +140,96 @@ def randomness_bits(n: int) -> int:
     return max(n.bit_length() // 2, 128)
 
 
-def djn_public_params(private_key: phe.PaillierPrivateKey) -> dict[str, int]:
-    """Draw h and compute ``h_s = h^n mod n^2`` for the key owner to publish.
-
-    Uses the factorisation (CRT) so that the one-off exponentiation costs
-    two half-size powmods.
-
-    Returns
-    -------
-    dict
-        ``{"h_s": h_s}`` as a Python int, for the public-key message.
-    """
-    n = private_key.public_key.n
-    p, q = private_key.p, private_key.q
-    while True:
-        y = secrets.randbelow(n - 2) + 2
-        if gmpy2.gcd(y, n) != 1:  # pragma: no cover - probability ~2^-1023
-            continue
-        h = (-y * y) % n
-        p2, q2 = gmpy2.mpz(p) ** 2, gmpy2.mpz(q) ** 2
-        hp = gmpy2.powmod(h, n, p2)
-        hq = gmpy2.powmod(h, n, q2)
-        # CRT: the unique value mod n^2 = p^2 q^2 with those two residues.
-        h_s = int(hq + q2 * ((hp - hq) * gmpy2.invert(q2, p2) % p2))
-        # Order at least 3 in both halves, or draw again (never happens for a
-        # random y, but the check is cheap).
-        if hp != 1 and hq != 1 and gmpy2.powmod(h_s, 2, p2 * q2) != 1:
-            return {H_S_PARAM: h_s}
+def _hash_to_zn(n: int, counter: int) -> int:
+    """SHAKE-256 of (tag, n, counter), len(n) + 16 bytes, reduced mod n."""
+    size = (n.bit_length() + 7) // 8
+    xof = hashlib.shake_256()
+    xof.update(len(H_DOMAIN_TAG).to_bytes(2, "big") + H_DOMAIN_TAG)
+    xof.update(size.to_bytes(4, "big") + n.to_bytes(size, "big"))
+    xof.update(counter.to_bytes(4, "big"))
+    return int.from_bytes(xof.digest(size + 16), "big") % n
 
 
-def check_h_s(public_params: Mapping[str, int], public_key: phe.PaillierPublicKey) -> int:
-    """Return the published h_s after checking it is usable.
+def derive_h(n: int) -> int:
+    """The public DJN base ``h = -y^2 mod n``, y a hash of n (see the module docstring).
 
     Raises
     ------
     ValueError
-        If h_s is missing (the key owner did not call
-        ``FastEngine.public_params_for``), not an integer, outside
-        ``(1, n^2)``, not coprime to n, or of order 1 or 2.
+        If n is not an odd integer above 3, or no counter up to 64 gives a
+        usable y (which for a genuine key would mean the hash factored n).
     """
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 3 or n % 2 == 0:
+        raise ValueError(f"not a Paillier modulus: {n!r}")
+    for counter in range(_MAX_COUNTER):
+        y = _hash_to_zn(n, counter)
+        if y == 0 or gmpy2.gcd(y, n) != 1:  # pragma: no cover - would factor n
+            continue
+        h = (-y * y) % n
+        if h not in (1, n - 1):
+            return h
+    raise ValueError("no usable DJN base derives from this modulus; it is not a Paillier key")
+
+
+@lru_cache(maxsize=8)
+def derive_h_s(n: int) -> int:
+    """``h_s = derive_h(n)^n mod n^2``, without the factorisation (cached per n)."""
+    n_mpz = gmpy2.mpz(n)
+    return int(gmpy2.powmod(derive_h(n), n_mpz, n_mpz * n_mpz))
+
+
+def djn_public_params(private_key: phe.PaillierPrivateKey) -> dict[str, int]:
+    """``{"h_s": h^n mod n^2}`` for the key owner to publish, h from :func:`derive_h`.
+
+    The same value every receiver derives from n alone; the key owner
+    computes it with the factorisation (CRT: two half-size powmods).
+    """
+    n = int(private_key.public_key.n)
+    h = derive_h(n)
+    p2, q2 = gmpy2.mpz(private_key.p) ** 2, gmpy2.mpz(private_key.q) ** 2
+    hp = gmpy2.powmod(h, n, p2)
+    hq = gmpy2.powmod(h, n, q2)
+    # CRT: the unique value mod n^2 = p^2 q^2 with those two residues.
+    return {H_S_PARAM: int(hq + q2 * ((hp - hq) * gmpy2.invert(q2, p2) % p2))}
+
+
+def check_h_s(public_params: Mapping[str, int], public_key: phe.PaillierPublicKey, *,
+              sender: str | None = None, party: str | None = None) -> int:
+    """Return the published h_s after checking it is the one derived from n.
+
+    Parameters
+    ----------
+    public_params : mapping
+        The engine parameters of the key owner's public-key message.
+    public_key : phe.PaillierPublicKey
+    sender : str, optional
+        Who sent them (the key owner, "C"), named in the error.
+    party : str, optional
+        The receiving party, named in front of the error.
+
+    Raises
+    ------
+    InvalidPublicParameterError
+        (a ``MalformedMessageError``, hence a ``ValueError``) if h_s is
+        missing, not an integer, or not :func:`derive_h_s` of n.
+    """
+    source = f"from {sender}" if sender else "from the key owner"
     if H_S_PARAM not in public_params:
-        raise ValueError(
-            "the fast Paillier engine needs the public parameter 'h_s' published with the key; "
-            "the key owner must send FastEngine.public_params_for(private_key) with the "
-            "public key (or select backend='phe')")
+        raise InvalidPublicParameterError(
+            f"the public key {source} comes without the parameter 'h_s' that the DJN engines "
+            "need; the key owner must send FastEngine.public_params_for(private_key) with the "
+            "public key (or select backend='phe')", party=party)
     h_s = public_params[H_S_PARAM]
     if isinstance(h_s, bool) or not isinstance(h_s, (int, type(gmpy2.mpz(0)))):
-        raise ValueError(f"public parameter h_s must be an integer, got {type(h_s).__name__}")
-    n, n2 = public_key.n, public_key.nsquare
-    h_s = int(h_s)
-    if not 1 < h_s < n2 - 1 or gmpy2.gcd(h_s, n) != 1 or gmpy2.powmod(h_s, 2, n2) == 1:
-        raise ValueError("public parameter h_s is not a usable element of Z*_{n^2} "
-                         "(out of range, not coprime to n, or of order <= 2)")
-    return h_s
+        raise InvalidPublicParameterError(
+            f"public parameter h_s {source} must be an integer, got {type(h_s).__name__}",
+            party=party)
+    expected = derive_h_s(int(public_key.n))
+    if int(h_s) != expected:
+        raise InvalidPublicParameterError(
+            f"public parameter h_s {source} is not the DJN base derived from the public key "
+            f"(h = -SHAKE256({H_DOMAIN_TAG.decode()}, n)^2 mod n, h_s = h^n mod n^2): the key "
+            "owner chose its own base, which could make ciphertexts readable without the key; "
+            "it runs an older version of this library or does not follow the protocol",
+            party=party)
+    return expected

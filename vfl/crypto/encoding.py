@@ -10,14 +10,19 @@ error rather than a wrong number.
 A product of two encoded values carries scale ``2**(2*frac_bits)`` and a sum
 of m products grows by ``log2(m)`` bits. :meth:`FixedPointCodec.check_capacity`
 verifies, before any ciphertext is made, that the largest result the
-protocol can produce stays below n/3.
+protocol can produce, with its number of feature holders, is at most
+``n // 3`` (:meth:`FixedPointCodec.max_result` gives that largest result
+exactly), so that no result reaches the middle third of Z_n, where it is
+refused, nor wraps past ``2n/3`` to the opposite sign.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -57,8 +62,23 @@ class FixedPointCodec:
 
     @property
     def max_encoded_bits(self) -> int:
-        """Bit bound of one encoded value: ``|round(x * 2**f)| < 2**this``."""
+        """Bit bound of one encoded value: ``|round(x * 2**f)| <= 2**this``.
+
+        (Equality is possible: a value just below ``2**value_bits`` may round up.)
+        """
         return self.frac_bits + self.value_bits
+
+    def max_encoded(self, scale_power: int = 1) -> int:
+        """Largest magnitude :meth:`encode` can return, exactly.
+
+        The encoding of the largest float64 below ``2**value_bits``: at most
+        ``2**(value_bits + scale_power * frac_bits)``, equal to it when the
+        rounding goes up (few value bits), a little below otherwise.
+        """
+        top = (np.nextafter(np.float64(2.0**self.value_bits), 0.0)
+               if self.value_bits < 1024 else np.finfo(np.float64).max)
+        # Exact, whatever the size; round() on a Fraction rounds half to even, as np.rint.
+        return round(Fraction(float(top)) * (1 << (scale_power * self.frac_bits)))
 
     def encode(self, values: Iterable[float] | np.ndarray, *, what: str = "value",
                party: str | None = None, scale_power: int = 1) -> list[int]:
@@ -160,25 +180,79 @@ class FixedPointCodec:
         """Bit bound of a sum of `terms` products of two encoded values."""
         return 2 * self.max_encoded_bits + max(1, math.ceil(math.log2(max(terms, 1))))
 
-    def check_capacity(self, n: int, max_terms: int, *, party: str | None = None) -> None:
-        """Check that every result the protocol can produce stays below n/3.
+    def max_result(self, max_terms: int, holders: int = 1) -> int:
+        """Largest magnitude of any result a vertical run can decrypt, exactly.
 
-        The largest results are sums of `max_terms` products of two encoded
-        values (gradients ``X^T d`` and the loss's cross terms), plus a few
-        such sums added together; a safety margin of 4 bits covers those.
+        With K = `holders` feature holders and batches of at most m =
+        `max_terms` rows, each encoded value is at most ``E =``
+        :meth:`max_encoded` in magnitude (``<= 2**(frac_bits + value_bits)``),
+        and:
+
+        * a residual ``d_i = u_B_i - y_i + sum_k u_Ak_i`` is a sum of K + 1
+          encoded values: ``|d_i| <= (K + 1) E``;
+        * a gradient entry ``sum_i x_ij d_i`` (and the label holder's
+          ``2**frac_bits sum_i d_i``) is at most ``m (K + 1) E^2``;
+        * the loss ``S = sum_i d_i^2`` plus each of the K + 1 parties'
+          penalty term, encoded at scale ``2**(2 frac_bits)`` with magnitude
+          below ``2**value_bits`` (so at most ``P = max_encoded(2)``), is at
+          most ``m (K + 1)^2 E^2 + (K + 1) P``.
+
+        The loss bound is the larger, and it is reached when every value is
+        at the encoding's limit; it grows with (K + 1)^2.
+        """
+        terms, k = _count(max_terms, "max_terms"), _count(holders, "holders")
+        e, penalty = self.max_encoded(), self.max_encoded(2)
+        return max(terms * (k + 1) ** 2 * e * e + (k + 1) * penalty, terms * (k + 1) * e * e)
+
+    def check_capacity(self, n: int, max_terms: int, *, holders: int = 1,
+                       party: str | None = None) -> None:
+        """Check that every result the protocol can produce decodes exactly mod n.
+
+        A result decodes exactly when its magnitude is at most ``n // 3``
+        (:meth:`to_signed`); beyond it a positive result lands in the middle
+        third (refused) or, past ``2n/3``, wraps to a negative one. The check
+        compares :meth:`max_result` with ``n // 3``: a configuration passes
+        exactly when its worst case fits.
+
+        Parameters
+        ----------
+        n : int
+            The Paillier modulus.
+        max_terms : int
+            Most rows in one batch (training or validation).
+        holders : int
+            Number K of feature holders besides the label holder (default 1);
+            the loss grows with (K + 1)^2.
+        party : str, optional
+            Party named in the error message.
 
         Raises
         ------
         EncodingOverflowError
-            If the key is too small for this encoding and row count.
+            If the key is too small for this encoding, row count and number
+            of feature holders.
         """
-        needed = self.product_sum_bits(max_terms) + 4
-        available = (n // 3).bit_length() - 1
+        needed = self.max_result(max_terms, holders)
+        available = n // 3
         if needed > available:
             raise EncodingOverflowError(
                 f"a {n.bit_length()}-bit key cannot hold sums of {max_terms} products at "
-                f"{self.frac_bits} fractional and {self.value_bits} integer bits "
-                f"({needed} bits needed, {available} available); use a larger key or "
-                "smaller batches",
+                f"{self.frac_bits} fractional and {self.value_bits} integer bits with "
+                f"{holders} feature holder(s) (results up to {needed.bit_length()} bits, "
+                f"n/3 has {available.bit_length()}); use a larger key, smaller batches or "
+                "fewer value bits",
                 party=party,
             )
+
+
+def _count(value: int, name: str) -> int:
+    """`value` as a non-negative int (numpy integers accepted, bools not)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value

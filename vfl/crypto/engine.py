@@ -89,6 +89,23 @@ class PaillierEngine(ABC):
         """Public values the key owner computes once and sends with the key."""
         return {}
 
+    @classmethod  # noqa: B027 - optional: most engines take no parameters
+    def check_public_params(cls, public_key: phe.PaillierPublicKey,
+                            public_params: Mapping[str, int], *, sender: str | None = None,
+                            party: str | None = None) -> None:
+        """Refuse a key owner's public parameters that this engine must not use.
+
+        The constructor runs the same check; call this first, on receiving
+        the public-key message, for an error that names its sender.
+
+        Raises
+        ------
+        vfl.errors.MalformedMessageError
+            If the parameters are missing, malformed or not the expected
+            ones (see :func:`vfl.crypto.djn.check_h_s`). Engines that need
+            none accept anything.
+        """
+
     def validate(self, vector: EncryptedVector, *, sender: str, what: str,
                  party: str | None = None) -> None:
         """Reject anything that is not a ciphertext under this engine's key."""

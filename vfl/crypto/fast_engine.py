@@ -62,7 +62,8 @@ class FastEngine(PaillierEngine):
     public_key : phe.PaillierPublicKey
     public_params : mapping
         Must hold ``"h_s"`` from :meth:`public_params_for` (the key owner
-        publishes it with the key).
+        publishes it with the key); it must equal the value every party
+        derives from n (:func:`~vfl.crypto.djn.derive_h_s`).
     executor : concurrent.futures.Executor, optional
         Where heavy kernels run. Default: the process pool shared by all
         engines of this process, one worker per core. Pass any executor
@@ -82,8 +83,9 @@ class FastEngine(PaillierEngine):
 
     Raises
     ------
-    ValueError
-        If ``public_params`` lacks a usable ``h_s``.
+    vfl.crypto.djn.InvalidPublicParameterError
+        (a ``MalformedMessageError`` and ``ValueError``) if ``public_params``
+        lacks ``h_s`` or holds another value than the one derived from n.
     """
 
     name = "fast"
@@ -117,8 +119,15 @@ class FastEngine(PaillierEngine):
 
     @classmethod
     def public_params_for(cls, private_key: phe.PaillierPrivateKey) -> dict[str, int]:
-        """``{"h_s": h^n mod n^2}``, drawn fresh by the key owner (see :mod:`vfl.crypto.djn`)."""
+        """``{"h_s": h^n mod n^2}``, h derived from n by a hash (see :mod:`vfl.crypto.djn`)."""
         return djn_public_params(private_key)
+
+    @classmethod
+    def check_public_params(cls, public_key: phe.PaillierPublicKey,
+                            public_params: Mapping[str, int], *, sender: str | None = None,
+                            party: str | None = None) -> None:
+        """Refuse an ``h_s`` other than the one derived from n (:func:`.djn.check_h_s`)."""
+        check_h_s(public_params, public_key, sender=sender, party=party)
 
     def close(self) -> None:
         """Stop the background pool. The shared process pool stays for other engines."""
@@ -343,8 +352,13 @@ class FastEngine(PaillierEngine):
 class FastDecryptor(PaillierDecryptor):
     """CRT decryption spread over the executor (default: the shared process pool).
 
-    The private values p, q, hp, hq travel with each task: pass an executor
-    whose workers you trust with the key (the default pool is local).
+    The private values p, q, hp, hq go to each worker once: a task carries
+    only the public key's fingerprint, and a worker that does not hold the
+    key yet hands its chunk back undone, which is then sent again with the
+    key for the worker to keep (:func:`~vfl.crypto.workers.install_and_decrypt`).
+    The workers keep the key until they exit: pass an executor whose workers
+    you trust with it (the default pool is local, and its workers end with
+    this process).
 
     Parameters
     ----------
@@ -365,6 +379,7 @@ class FastDecryptor(PaillierDecryptor):
         self._workers = executors.executor_workers(self._executor)
         k = private_key
         self._spec: workers.CrtSpec = (int(k.p), int(k.q), int(k.hp), int(k.hq))
+        self._fingerprint = workers.key_fingerprint(int(self.public_key.n))
 
     def decrypt(self, vector: EncryptedVector) -> list[int]:
         if vector.public_key != self.public_key:
@@ -372,8 +387,15 @@ class FastDecryptor(PaillierDecryptor):
         cts = vector.ciphertexts
         if self._executor is None or len(cts) < 2:
             return workers.decrypt_chunk(self._spec, cts) if cts else []
+        chunks = executors.split(cts, self._workers)
+        parts = executors.run_chunks(self._executor, workers.decrypt_chunk_cached, chunks,
+                                     self._fingerprint)
+        missing = [i for i, part in enumerate(parts) if part is None]
+        # Those workers had not got the key yet: each keeps it from now on.
+        redone = iter(executors.run_chunks(self._executor, workers.install_and_decrypt,
+                                           [chunks[i] for i in missing],
+                                           (self._fingerprint, self._spec)))
         out: list[int] = []
-        for part in executors.run_chunks(self._executor, workers.decrypt_chunk,
-                                         executors.split(cts, self._workers), self._spec):
-            out.extend(part)
+        for part in parts:
+            out.extend(next(redone) if part is None else part)
         return out

@@ -7,11 +7,11 @@ identical work (``--backend heu``); it is not meant for production.
 
 Same key, same ciphertexts. HEU's ZPaillier is Paillier with g = n + 1 and
 DJN randomness ``h_s^r`` (exactly :mod:`vfl.crypto.djn`), so we hand it our
-key instead of letting it draw its own: the public key ``(n, h_s)`` and the
-secret key ``(lambda, mu, p, q)`` are written in HEU's serialised form
-(msgpack arrays of signed little-endian integers, then an 8-byte schema
-tag) and loaded with ``PublicKey.load_from`` / ``SecretKey.load_from``.
-HEU keeps ciphertexts in Montgomery form, ``c R mod n^2`` with
+key, with the ``h_s`` every party derives from n, instead of letting it draw
+its own: the public key ``(n, h_s)`` and the secret key ``(lambda, mu, p, q)``
+are written in HEU's serialised form (msgpack arrays of signed little-endian
+integers, then an 8-byte schema tag) and loaded with ``PublicKey.load_from``
+/ ``SecretKey.load_from``. HEU keeps ciphertexts in Montgomery form, ``c R mod n^2`` with
 ``R = 2^(60 k)`` (k 60-bit digits of n^2, libtommath); conversion to and
 from the plain ints of :class:`~vfl.crypto.ciphertext.EncryptedVector` costs
 one modular multiplication per ciphertext at each engine call, which is
@@ -226,6 +226,12 @@ class HeuEngine(PaillierEngine):
     @classmethod
     def public_params_for(cls, private_key: phe.PaillierPrivateKey) -> dict[str, int]:
         return djn_public_params(private_key)
+
+    @classmethod
+    def check_public_params(cls, public_key: phe.PaillierPublicKey,
+                            public_params: Mapping[str, int], *, sender: str | None = None,
+                            party: str | None = None) -> None:
+        check_h_s(public_params, public_key, sender=sender, party=party)
 
     def _vector(self, array: hnp.CiphertextArray) -> EncryptedVector:
         return EncryptedVector(self.public_key, tuple(self._kit.from_heu(array)))

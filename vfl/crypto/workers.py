@@ -2,15 +2,24 @@
 
 Every function here is a picklable top-level function that takes plain
 ints and returns plain ints, so that any ``concurrent.futures.Executor``
-can run it. The key material a kernel needs travels with each task (a few
+can run it. The public values a kernel needs travel with each task (a few
 hundred bytes); what is expensive to rebuild (the fixed-base table of
 h_s, :mod:`vfl.crypto.fixed_base`, a few hundred MB and seconds at 2048
 bits) is cached per process, keyed by the public values it depends on, so
 each worker builds it once.
+
+The private key is not sent with every task. A decryption task carries
+only the public key's fingerprint (:func:`key_fingerprint`, a hash of n);
+a worker that does not hold that key yet answers ``None``
+(:func:`decrypt_chunk_cached`), and the caller sends that chunk again
+with the key (:func:`install_and_decrypt`), which the worker keeps. So each
+worker receives a private key at most once per pool (once per process),
+whatever the number of decryptions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import threading
@@ -29,8 +38,12 @@ __all__ = [
     "DjnSpec",
     "add_chunk",
     "decrypt_chunk",
+    "decrypt_chunk_cached",
     "encrypt_chunk",
+    "has_private_key",
     "has_table",
+    "install_and_decrypt",
+    "key_fingerprint",
     "matvec_chunk",
     "mul_chunk",
     "obfuscator_chunk",
@@ -170,6 +183,59 @@ def decrypt_chunk(spec: CrtSpec, ciphertexts: Sequence[int]) -> list[int]:
         mq = (y - 1) // q * hq % q
         out.append(int(mq + q * ((mp - mq) * q_inv % p)))
     return out
+
+
+# Private keys installed in this process, by public-key fingerprint; a few
+# at most (a process decrypts for one key owner, or a test for several).
+_MAX_PRIVATE_KEYS = 4
+_private_keys: OrderedDict[str, CrtSpec] = OrderedDict()
+_private_keys_lock = threading.Lock()
+
+
+def key_fingerprint(n: int) -> str:
+    """Public name of a key for the worker caches: SHA-256 of n, hex."""
+    size = (int(n).bit_length() + 7) // 8
+    return hashlib.sha256(b"vfl/paillier-key/v1" + int(n).to_bytes(size, "big")).hexdigest()
+
+
+def has_private_key(fingerprint: str) -> bool:
+    """Whether this process holds the private key of that fingerprint."""
+    with _private_keys_lock:
+        return fingerprint in _private_keys
+
+
+def decrypt_chunk_cached(fingerprint: str, ciphertexts: Sequence[int]) -> list[int] | None:
+    """:func:`decrypt_chunk` with the key this process holds; None if it holds none.
+
+    The task carries no private value: on None the caller sends the chunk
+    again through :func:`install_and_decrypt`.
+    """
+    with _private_keys_lock:
+        spec = _private_keys.get(fingerprint)
+        if spec is not None:
+            _private_keys.move_to_end(fingerprint)
+    if spec is None:
+        return None
+    return decrypt_chunk(spec, ciphertexts)
+
+
+def install_and_decrypt(keyed: tuple[str, CrtSpec], ciphertexts: Sequence[int]) -> list[int]:
+    """Keep the private key `keyed` = (fingerprint, spec) in this process, then decrypt.
+
+    Raises
+    ------
+    ValueError
+        If the fingerprint is not that of ``n = p q``.
+    """
+    fingerprint, spec = keyed
+    if key_fingerprint(spec[0] * spec[1]) != fingerprint:
+        raise ValueError("private key does not match the fingerprint it was sent with")
+    with _private_keys_lock:
+        _private_keys[fingerprint] = spec
+        _private_keys.move_to_end(fingerprint)
+        while len(_private_keys) > _MAX_PRIVATE_KEYS:
+            _private_keys.popitem(last=False)
+    return decrypt_chunk(spec, ciphertexts)
 
 
 def watch_owner(owner: int, interval: float = 1.0) -> None:

@@ -35,13 +35,25 @@ u-coordinate, so commutativity holds on u-coordinates: X25519(a, X25519(b,
 u)) = X25519(b, X25519(a, u)). Curve25519 offers about 128-bit security
 against discrete logarithms, and its twist is secure too.
 
-*Scalars*: X25519 clamps a 32-byte secret to k = 2^254 + 8 k' with
-0 <= k' < 2^251. Because k is a multiple of the cofactor 8, [k]P lies in the
-subgroup of order l for every curve point P: the cofactor of H(id) is
-cleared by the first multiplication, as RFC 9380's ``encode_to_curve``
-requires, and every value a party sends lies in the prime-order subgroup.
-k mod l is close to uniform on the nonzero residues, so [k] acts on that
-subgroup as a secret random automorphism.
+*Scalars*: each side draws 32 random bytes, and X25519 clamps them (clears
+the three low bits and bit 255, sets bit 254): the scalar it multiplies by
+is k = 2^254 + 8 k' with k' uniform in [0, 2^251). So k is *not* uniform
+modulo the group order l ~ 2^252: as 8 is invertible mod l, k mod l is
+uniform on a set of 2^251 residues, about half of Z_l, and never 0 (the
+multiples of l between 2^254 and 2^255 are 4l to 7l, none a multiple of 8).
+That is fine for this PSI, for two reasons. (i) k is a multiple of the
+cofactor 8, so [k]P lies in the subgroup of order l for every curve point
+P: the cofactor of H(id) is cleared by the first multiplication, as RFC
+9380's ``encode_to_curve`` requires, every value a party sends lies in the
+prime-order subgroup, and [k] acts on it as a secret automorphism; with H a
+random oracle each blinded value [k]H(id) is a uniform element of that
+subgroup. (ii) What protects the IDs is DDH in that subgroup with the
+secret k mod l, and k mod l has 251 bits of min-entropy on a set holding
+about half of Z_l: any event has at most l / 2^251 < 2 times the
+probability it has for a uniform scalar, so an attack on clamped scalars is
+an attack on uniform ones with at least half the advantage. Clamping costs
+at most one bit of the ~126-bit security of Curve25519's discrete
+logarithm, the same trade every X25519 key exchange makes.
 
 *Hash to group*: RFC 9380's ``curve25519_XMD:SHA-512_ELL2_NU_`` encoding
 (expand_message_xmd with SHA-512, then Elligator 2) under this library's own

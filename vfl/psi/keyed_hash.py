@@ -9,12 +9,18 @@ Weakness, by design of the method: whoever holds the key can tag any guessed
 ID offline. Phone numbers, national IDs or e-mail addresses fall to a
 dictionary quickly, so a curious B learns which of A's non-shared IDs are in
 any list it can enumerate. Use the ECDH method when that matters.
+
+Checks, as in ECDH: this party's own IDs must be distinct
+(:class:`~vfl.errors.DuplicateIDError`), and the peer's tags must have the
+agreed width and never repeat (distinct IDs never share a tag); otherwise
+the run stops with :class:`~vfl.errors.MalformedMessageError` naming the peer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vfl.errors import MalformedMessageError
+from vfl.errors import DuplicateIDError, MalformedMessageError
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.wire import wire_message
 from vfl.psi.base import AlignmentMethod, AlignmentResult
@@ -78,6 +84,13 @@ class KeyedHashAlignment(AlignmentMethod):
                    info=b"vfl keyed-hash alignment v1" + pair).derive(shared)
 
         tags = [hmac.new(key, i.encode("utf-8"), hashlib.sha256).digest() for i in ids]
+        if len(set(tags)) != len(tags):
+            # Refused here, as ecdh does, rather than by the peer as repeated tags.
+            dupes = [i for i, c in Counter(ids).items() if c > 1]
+            raise DuplicateIDError(
+                f"{len(dupes)} duplicated ID(s), e.g. {', '.join(repr(d) for d in dupes[:5])}; "
+                "each ID must appear once (remove or merge the duplicate rows)",
+                party=endpoint.name)
         # Sent sorted, not in row order: the positions of the shared tags
         # would tell the peer how this party's table is sorted (by date, by label...).
         endpoint.send(peer, AlignmentTags(b"".join(sorted(tags)), _TAG_BYTES))
@@ -86,8 +99,16 @@ class KeyedHashAlignment(AlignmentMethod):
             raise MalformedMessageError(f"{peer} sent malformed alignment tags "
                                         f"({len(received.tags)} bytes of width {received.width})",
                                         party=endpoint.name)
-        peer_tags = {received.tags[i:i + _TAG_BYTES]
-                     for i in range(0, len(received.tags), _TAG_BYTES)}
+        peer_list = [received.tags[i:i + _TAG_BYTES]
+                     for i in range(0, len(received.tags), _TAG_BYTES)]
+        peer_tags = set(peer_list)
+        if len(peer_tags) != len(peer_list):
+            # Distinct IDs never share an HMAC-SHA256 tag, and each party's IDs
+            # are distinct: a repeat means the peer does not follow the protocol.
+            raise MalformedMessageError(
+                f"{peer} sent {len(peer_list) - len(peer_tags)} repeated alignment tag(s) "
+                "(distinct IDs never share a tag); it does not follow the keyed-hash protocol",
+                party=endpoint.name)
         index = {tag: row for row, tag in enumerate(tags)}
         shared_tags = sorted(index.keys() & peer_tags)
         return AlignmentResult(np.array([index[t] for t in shared_tags], dtype=np.int64),

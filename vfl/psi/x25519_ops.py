@@ -12,6 +12,12 @@ non-canonical encoding (u >= p or the unused top bit set), a u-coordinate of
 the twist rather than the curve, and low-order points (their product with a
 clamped scalar is the identity, which X25519 reports as an all-zero output)
 are all refused, with the index of the first offending point.
+
+Scalars are 32 random bytes that X25519 clamps to k = 2^254 + 8 k', k'
+uniform in [0, 2^251): a multiple of the cofactor 8 (so every product lies
+in the prime-order subgroup), but not uniform modulo the group order l ~
+2^252 (k mod l covers about half of the residues, never 0). Why that is
+fine for the DH PSI: :mod:`vfl.psi.ecdh`, "Scalars".
 """
 
 from __future__ import annotations
@@ -84,7 +90,8 @@ def blind_ids(ids: Sequence[str], scalar: bytes) -> bytes:
     ids : sequence of str
         Normalised IDs.
     scalar : bytes
-        32-byte X25519 private scalar (clamped by X25519 itself).
+        32-byte X25519 private scalar (clamped by X25519 itself to
+        2^254 + 8 k', k' < 2^251; see the module docstring).
     """
     return _multiply(encode_to_curve(ids, DST), scalar, POINT_BYTES)
 

@@ -15,16 +15,19 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfl`` with every sub-command."""
-    from vfl.cli import align, audit, certs, party, predict, simulate
+    from vfl.cli import align, audit, certs, horizontal, party, predict, simulate
 
     parser = argparse.ArgumentParser(
         prog="vfl",
-        description="Vertical federated learning with Paillier encryption: feature holders "
+        description="Federated learning with Paillier encryption. Vertical: feature holders "
                     "(A1..Ak), a label holder (B) and a coordinator (C) train one linear or "
-                    "logistic model without showing each other their data.")
+                    "logistic model without showing each other their data (simulate, "
+                    "predict, align, party). Horizontal: clients with the same columns train "
+                    "one model through a server that sees only an encrypted, masked sum "
+                    "(horizontal).")
     parser.add_argument("--version", action="version", version=f"vfl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (simulate, predict, align, audit, certs, party):
+    for module in (simulate, predict, align, audit, certs, party, horizontal):
         module.register(commands)
     return parser
 

@@ -1,0 +1,141 @@
+"""Party C of the horizontal protocol: owns the private key, decrypts only masked sums.
+
+C makes a fresh key pair per run, publishes the public key, and decrypts
+what S sends it: sums of the clients' packed updates plus a mask drawn
+uniformly from Z_n per ciphertext, so every value C sees is uniform in Z_n.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import phe
+
+from parties.horizontal.config import HorizontalConfig
+from parties.horizontal.messages import DecryptedAggregate, HorizontalPlan, MaskedAggregate
+from parties.horizontal.state import KeyHolderState
+from vfl.crypto import (
+    DEFAULT_BACKEND,
+    DEFAULT_KEY_BITS,
+    check_key_bits,
+    generate_keypair,
+    get_backend,
+)
+from vfl.errors import ConfigMismatchError
+from vfl.protocol.channel import Endpoint
+from vfl.protocol.messages import PublicKeyMessage
+from vfl.runtime.role import Role
+
+__all__ = ["KeyHolder"]
+
+
+class KeyHolder(Role[KeyHolderState]):
+    """The key holder C (does not collude with the server).
+
+    Parameters
+    ----------
+    config : HorizontalConfig
+        The run C agrees to serve (checked against the server's plan).
+    clients : sequence of str
+        Names of the clients (they receive the public key).
+    server : str
+    key_bits : int
+        2048 (default) or more unless `insecure_key`.
+    insecure_key : bool
+        Allow keys below 2048 bits (tests only: they can be factored).
+    backend : str
+        Paillier engine every party uses.
+    name : str
+    keypair : tuple, optional
+        Reuse this key pair instead of making one (benchmarks, tests).
+    """
+
+    role = "key_holder"
+    state_type = KeyHolderState
+
+    def __init__(self, config: HorizontalConfig, clients: Sequence[str], *, server: str = "S",
+                 key_bits: int = DEFAULT_KEY_BITS, insecure_key: bool = False,
+                 backend: str = DEFAULT_BACKEND, name: str = "C",
+                 keypair: tuple[phe.PaillierPublicKey, phe.PaillierPrivateKey] | None = None
+                 ) -> None:
+        super().__init__(name)
+        check_key_bits(key_bits, insecure=insecure_key, party=name)
+        get_backend(backend)
+        self.config = config
+        self.clients = list(clients)
+        self.server = server
+        self.key_bits = key_bits
+        self.insecure_key = insecure_key
+        self.backend = backend
+        self.keypair = keypair
+        self.public_key_: phe.PaillierPublicKey | None = None
+        self.decrypted_: list[tuple[int, ...]] = []  # what C saw, for audits and tests
+        self._decryptor: Any = None
+
+    @property
+    def leader(self) -> str:
+        return self.server
+
+    @property
+    def max_epochs(self) -> int:
+        return self.config.rounds
+
+    def open(self, endpoint: Endpoint) -> None:
+        """The key pair; the public key and the run's fixed-point scale to S and every client."""
+        public_key, private_key = self.keypair or generate_keypair(
+            self.key_bits, insecure=self.insecure_key)
+        self.public_key_ = public_key
+        engine_class, decryptor_class = get_backend(self.backend)
+        self._engine = engine_class(public_key, engine_class.public_params_for(private_key))
+        self._decryptor = decryptor_class(private_key)
+        message = PublicKeyMessage(public_key.n, self.backend, dict(self._engine.public_params),
+                                   self.config.frac_bits, self.config.value_bits)
+        for name in (self.server, *self.clients):
+            endpoint.send(name, message)
+
+    def align(self, endpoint: Endpoint) -> None:
+        """Federated standardisation: two masked sums to decrypt."""
+        if self.config.standardize:
+            for step in (1, 2):
+                self._serve(endpoint, epoch=0, batch=step)
+
+    def identity(self) -> dict[str, Any]:
+        return {"role": self.role, "config": self.config.to_dict(), "clients": self.clients}
+
+    def agree_plan(self, endpoint: Endpoint, resumed: KeyHolderState | None) -> None:
+        plan = endpoint.receive(self.server, HorizontalPlan)
+        if plan.config != self.config or list(plan.clients) != self.clients:
+            raise ConfigMismatchError(
+                f"{self.server} runs {plan.config} with clients {list(plan.clients)}; the key "
+                f"holder was configured with {self.config} and clients {self.clients}",
+                party=self.name)
+
+    def fresh_state(self) -> KeyHolderState:
+        return KeyHolderState(epoch=0, stopped=False, decryptions=0)
+
+    def start_epoch(self, endpoint: Endpoint, epoch: int) -> int:
+        return 1
+
+    def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
+        self._serve(endpoint, epoch=epoch, batch=batch)
+
+    def end_epoch(self, endpoint: Endpoint, epoch: int) -> None:
+        self.current.epoch = epoch
+        return None
+
+    def close(self) -> None:
+        if self._decryptor is not None:
+            self._decryptor.close()
+            self._decryptor = None
+        super().close()
+
+    def _serve(self, endpoint: Endpoint, *, epoch: int, batch: int) -> None:
+        """Decrypt one masked aggregate and return it to S."""
+        message = self.receive(endpoint, self.server, MaskedAggregate, epoch=epoch, batch=batch)
+        values = (tuple(int(v) for v in self._decryptor.decrypt(message.values))
+                  if len(message.values) else ())
+        self.decrypted_.append(values)
+        if self.state is not None:
+            self.state.decryptions += len(values)
+        endpoint.send(self.server, DecryptedAggregate(values), epoch=epoch, batch=batch)

@@ -1,0 +1,301 @@
+"""Party S of the horizontal protocol: samples clients, adds their ciphertexts, updates the model.
+
+S never holds the private key. Each round it adds the encrypted, packed
+updates of the clients that answered, masks the sum uniformly in Z_n, has C
+decrypt the masked sum, removes the mask and unpacks: S learns the sum of
+the updates, of the row-weighted losses and of the row counts of that
+round's participants, nothing per client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from parties.horizontal.config import HorizontalConfig
+from parties.horizontal.messages import (
+    ColumnMeans,
+    DecryptedAggregate,
+    EncryptedStatistics,
+    EncryptedUpdate,
+    FinalModel,
+    HorizontalPlan,
+    MaskedAggregate,
+    RoundStart,
+    Standardisation,
+)
+from parties.horizontal.state import RoundRecord, ServerState
+from vfl.crypto import EncryptedVector, draw_masks, unmask
+from vfl.crypto.packing import PackingLayout
+from vfl.errors import ChannelTimeoutError, InvalidFeatureError, ProtocolError
+from vfl.protocol.channel import Endpoint
+from vfl.runtime.role import Role, expect_length
+from vfl.runtime.state import GeneratorState
+
+__all__ = ["STATISTICS_VALUE_BITS", "Server"]
+
+#: Integer bits of a slot of the standardisation sums (sums of squares of raw columns).
+STATISTICS_VALUE_BITS = 96
+
+
+class Server(Role[ServerState]):
+    """The aggregation server S.
+
+    Parameters
+    ----------
+    config : HorizontalConfig
+    clients : sequence of str
+        Every client of the federation, in a fixed order (the plan's).
+    features : sequence of str
+        The columns every client holds, in model order.
+    classes : sequence of float
+        Softmax classes, in column order (empty for the other models).
+    key_holder : str
+    name : str
+    round_timeout : float
+        Seconds S waits, from the moment it starts collecting, for the sampled
+        clients' updates; a client that misses the deadline is left out of the
+        round and not asked again.
+    """
+
+    role = "server"
+    state_type = ServerState
+
+    def __init__(self, config: HorizontalConfig, clients: Sequence[str],
+                 features: Sequence[str], *, classes: Sequence[float] = (),
+                 key_holder: str = "C", name: str = "S", round_timeout: float = 600.0) -> None:
+        super().__init__(name)
+        if len(clients) < 2 or len(set(clients)) != len(clients):
+            raise ValueError(f"a horizontal federation needs two or more distinct clients, "
+                             f"got {list(clients)}")
+        if config.model == "softmax" and len(classes) < 2:
+            raise ValueError("a softmax model needs two or more classes")
+        self.config = config
+        self.clients = list(clients)
+        self.features = list(features)
+        self.classes = tuple(float(c) for c in classes) if config.model == "softmax" else ()
+        self.key_holder = key_holder
+        self.round_timeout = round_timeout
+        self.outputs = len(self.classes) if self.classes else 1
+        self.means_ = np.zeros(len(self.features))
+        self.scales_ = np.ones(len(self.features))
+        self.total_rows_: int | None = None
+        self.weights_: np.ndarray | None = None
+        self._layout: PackingLayout | None = None
+        self._selected: list[str] = []
+
+    # --- lifecycle steps ---------------------------------------------------------------
+
+    @property
+    def leader(self) -> str:
+        return self.name
+
+    def followers(self) -> list[str]:
+        return [*self.clients, self.key_holder]
+
+    @property
+    def max_epochs(self) -> int:
+        return self.config.rounds
+
+    @property
+    def parameters(self) -> int:
+        """Entries of ``W``: ``(d + 1) * c``."""
+        return (len(self.features) + 1) * self.outputs
+
+    def open(self, endpoint: Endpoint) -> None:
+        self.receive_key(endpoint, self.key_holder)
+        self._layout = PackingLayout.for_modulus(
+            self.engine.n, frac_bits=self.config.frac_bits,
+            value_bits=self.config.value_bits, max_summands=len(self.clients))
+
+    def align(self, endpoint: Endpoint) -> None:
+        """Federated standardisation: column means, then variances, from masked sums."""
+        if not self.config.standardize:
+            return
+        d = len(self.features)
+        layout = statistics_layout(self.engine.n, self.config, len(self.clients))
+        sums = self._sum_of_all(endpoint, layout, d + 1, batch=1)
+        total = round(float(sums[d]))
+        self.total_rows_ = total
+        means = sums[:d] / total
+        for name in self.clients:
+            endpoint.send(name, ColumnMeans(tuple(float(v) for v in means)), epoch=0, batch=1)
+        squares = self._sum_of_all(endpoint, layout, d, batch=2)
+        scales = np.sqrt(np.maximum(squares, 0.0) / total)
+        for j, scale in enumerate(scales):
+            if not scale > 0:
+                raise InvalidFeatureError(
+                    f"feature {self.features[j]!r} is constant across all clients; drop it",
+                    party=self.name)
+        self.means_, self.scales_ = means, scales
+        for name in self.clients:
+            endpoint.send(name, Standardisation(tuple(float(v) for v in means),
+                                                tuple(float(v) for v in scales)),
+                          epoch=0, batch=2)
+
+    def identity(self) -> dict[str, Any]:
+        return {"role": self.role, "config": self.config.to_dict(), "clients": self.clients,
+                "features": self.features, "classes": list(self.classes)}
+
+    def agree_plan(self, endpoint: Endpoint, resumed: ServerState | None) -> None:
+        plan = HorizontalPlan(self.config, tuple(self.clients), tuple(self.features),
+                              self.classes)
+        for name in (*self.clients, self.key_holder):
+            endpoint.send(name, plan)
+
+    def fresh_state(self) -> ServerState:
+        zeros = np.zeros(self.parameters)
+        return ServerState(epoch=0, stopped=False, weights=zeros.copy(), first=zeros.copy(),
+                           second=zeros.copy(),
+                           rng=GeneratorState.of(np.random.default_rng(self.config.seed)),
+                           history=[], departed=[])
+
+    def start_epoch(self, endpoint: Endpoint, epoch: int) -> int:
+        """Sample this round's clients; send each remaining client the model or a pass."""
+        state = self.current
+        remaining = [c for c in self.clients if c not in state.departed]
+        if len(remaining) < self.config.min_clients:
+            raise ProtocolError(
+                f"only {len(remaining)} client(s) remain ({', '.join(remaining) or 'none'}); "
+                f"a round needs at least min_clients={self.config.min_clients}",
+                party=self.name)
+        rng = state.rng.generator()
+        picked = rng.choice(len(remaining), size=self.config.sampled(len(remaining)),
+                            replace=False)
+        state.rng = GeneratorState.of(rng)
+        self._selected = [remaining[i] for i in sorted(int(i) for i in picked)]
+        model = tuple(float(v) for v in state.weights)
+        for name in remaining:
+            chosen = name in self._selected
+            endpoint.send(name, RoundStart(chosen, model if chosen else ()), epoch=epoch,
+                          batch=1)
+        return 1
+
+    def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
+        """Add the updates that arrive, mask, have C decrypt, unmask, update ``W``."""
+        state, layout = self.current, self._packing
+        count = self.parameters + 2
+        arrived: list[str] = []
+        vectors: list[EncryptedVector] = []
+        deadline = time.monotonic() + self.round_timeout
+        for name in self._selected:
+            message = self._receive_in_time(endpoint, name, epoch, deadline)
+            if message is None:
+                continue
+            expect_length(message.values, layout.plaintexts_for(count), sender=name,
+                          message="EncryptedUpdate", what="ciphertexts", party=self.name)
+            arrived.append(name)
+            vectors.append(message.values)
+        dropped = [name for name in self._selected if name not in arrived]
+        state.departed.extend(dropped)
+        if len(arrived) < self.config.min_clients:
+            # A sum of fewer updates than min_clients is not decrypted: it would expose them.
+            self._decrypt(endpoint, EncryptedVector(self.engine.public_key, ()), epoch, batch)
+            state.history.append(RoundRecord(epoch, None, arrived, dropped, 0))
+            return
+        sums = self._sum(endpoint, vectors, layout, count, epoch=epoch, batch=batch)
+        rows = round(float(sums[-1]))
+        if rows < len(arrived):  # every client holds a row: a smaller sum is a forged count
+            raise ProtocolError(
+                f"the row counts of {', '.join(arrived)} sum to {rows}; a client sent a "
+                "forged count", party=self.name)
+        mean_update = sums[:-2] / rows
+        loss = float(sums[-2] / rows)
+        self._apply(mean_update)
+        state.history.append(RoundRecord(epoch, loss, arrived, dropped, rows))
+
+    def end_epoch(self, endpoint: Endpoint, epoch: int) -> float | None:
+        state = self.current
+        state.epoch = epoch
+        return state.history[-1].loss if state.history else None
+
+    def finish(self, endpoint: Endpoint) -> None:
+        state = self.current
+        self.weights_ = state.weights.reshape(len(self.features) + 1, self.outputs).copy()
+        final = FinalModel(tuple(float(v) for v in state.weights))
+        for name in self.clients:
+            if name not in state.departed:
+                endpoint.send(name, final)
+
+    # --- results --------------------------------------------------------------------------
+
+    def raw_model(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(coef, intercept)`` in the columns' raw units: coef ``(d, c)``, intercept ``(c,)``."""
+        if self.weights_ is None:
+            raise AttributeError(f"party {self.name} has not trained yet")
+        coef = self.weights_[:-1] / self.scales_[:, None]
+        intercept = self.weights_[-1] - self.means_ @ coef
+        return coef, intercept
+
+    # --- tools --------------------------------------------------------------------------
+
+    @property
+    def _packing(self) -> PackingLayout:
+        if self._layout is None:
+            raise ProtocolError("no public key yet: the key step comes first", party=self.name)
+        return self._layout
+
+    def _apply(self, mean_update: np.ndarray) -> None:
+        """The server optimiser: averaging (``sgd``) or FedAdam on ``-mean_update``."""
+        state, config = self.current, self.config
+        if config.server_optimizer == "sgd":
+            state.weights = state.weights + config.server_learning_rate * mean_update
+            return
+        state.first = config.beta1 * state.first + (1 - config.beta1) * mean_update
+        state.second = config.beta2 * state.second + (1 - config.beta2) * mean_update**2
+        state.weights = state.weights + config.server_learning_rate * state.first / (
+            np.sqrt(state.second) + config.tau)
+
+    def _receive_in_time(self, endpoint: Endpoint, sender: str, epoch: int,
+                         deadline: float) -> EncryptedUpdate | None:
+        """The sender's update, or None if it missed the round's deadline."""
+        # One deadline for the whole round, not one per client: K slow clients cost one wait.
+        saved = endpoint.timeout
+        endpoint.timeout = max(deadline - time.monotonic(), 0.001)
+        try:
+            return self.receive(endpoint, sender, EncryptedUpdate, epoch=epoch, batch=1)
+        except ChannelTimeoutError:
+            return None
+        finally:
+            endpoint.timeout = saved
+
+    def _sum_of_all(self, endpoint: Endpoint, layout: PackingLayout, count: int, *,
+                    batch: int) -> np.ndarray:
+        """Every client's statistics (no deadline: all must answer), summed and unmasked."""
+        vectors = []
+        for name in self.clients:
+            message = self.receive(endpoint, name, EncryptedStatistics, epoch=0, batch=batch)
+            expect_length(message.values, layout.plaintexts_for(count), sender=name,
+                          message="EncryptedStatistics", what="ciphertexts", party=self.name)
+            vectors.append(message.values)
+        return self._sum(endpoint, vectors, layout, count, epoch=0, batch=batch)
+
+    def _sum(self, endpoint: Endpoint, vectors: Sequence[EncryptedVector],
+             layout: PackingLayout, count: int, *, epoch: int, batch: int) -> np.ndarray:
+        """[[sum]] -> [[sum + R]] to C -> sum + R -> sum, unpacked for len(vectors) summands."""
+        engine = self.engine
+        total = vectors[0]
+        for vector in vectors[1:]:
+            total = engine.add(total, vector)
+        masks = draw_masks(engine.n, len(total))
+        masked = engine.rerandomize(engine.add_plain(total, masks))
+        plain = unmask(self._decrypt(endpoint, masked, epoch, batch), masks, engine.n)
+        return layout.unpack(plain, count, summands=len(vectors), what="aggregate",
+                             party=self.name)
+
+    def _decrypt(self, endpoint: Endpoint, masked: EncryptedVector, epoch: int,
+                 batch: int) -> tuple[int, ...]:
+        endpoint.send(self.key_holder, MaskedAggregate(masked), epoch=epoch, batch=batch)
+        reply = endpoint.receive(self.key_holder, DecryptedAggregate, epoch=epoch, batch=batch)
+        expect_length(reply.values, len(masked), sender=self.key_holder,
+                      message="DecryptedAggregate", what="values", party=self.name)
+        return reply.values
+
+
+def statistics_layout(n: int, config: HorizontalConfig, clients: int) -> PackingLayout:
+    """Slots of the standardisation sums: wide enough for sums of squares of raw columns."""
+    return PackingLayout.for_modulus(n, frac_bits=config.frac_bits,
+                                     value_bits=STATISTICS_VALUE_BITS, max_summands=clients)

@@ -426,3 +426,58 @@ def test_a_feature_holder_hears_of_validation_progress_only_when_it_must(parties
         fed = Federation(coordinator, b, a, config=config, record=True).fit()
         ends = [e.body for e in fed.network_.received_by(a.name) if e.step == "EpochEnd"]
         assert ends and any(e.best for e in ends) is told
+
+
+def test_parties_with_different_alignment_settings_say_so(frames, coordinator):
+    a_frame, b_frame = frames
+    from vfl.errors import ConfigMismatchError
+    from vfl.protocol.channel import InProcessNetwork
+    from vfl.psi import get_alignment
+    from vfl.psi.federation import align_as_feature_holder, align_as_label_holder
+    from vfl.runtime.inprocess import run_parties
+
+    a = FeatureHolder(a_frame, id_column=ID, name="A1")
+    b = LabelHolder(b_frame, id_column=ID, label_column=LABEL)
+    network = InProcessNetwork(["A1", "B"], "mismatch", timeout=10)
+    with pytest.raises(ConfigMismatchError, match="aligns with the 'hash' method, this party "
+                                                  "with 'ecdh'"):
+        run_parties(network, {
+            "A1": lambda ep: align_as_feature_holder(a.table.ids, ep, "B",
+                                                     get_alignment("hash")),
+            "B": lambda ep: align_as_label_holder(b.table.ids, ep, ["A1"],
+                                                  get_alignment("ecdh"))}, prefer="B")
+
+
+@pytest.mark.parametrize("days", ["0", "-3", "100000000", "x"])
+def test_certificate_lifetimes_out_of_range_are_one_line(tmp_path, days, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["certs", "--out", str(tmp_path / "c"), "--parties", "A1,B,C", "--days", days])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and "--days" in err
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("bits", ["100", "2047", "65536"])
+def test_key_sizes_outside_what_the_engines_support_are_one_line(three_csvs, tmp_path, bits,
+                                                                 capsys):
+    capsys.readouterr()
+    code = main(["simulate", "--party-b", str(three_csvs["B"]), "--party-a",
+                 str(three_csvs["A1"]), "--id-column", ID, "--label-column", LABEL,
+                 "--out", str(tmp_path / "x"), "--key-bits", bits, "--insecure-key"])
+    assert code == 2
+    assert "key_bits must be an even number from 128 to 8192" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:99999", "127.0.0.1:http", "127.0.0.1:0",
+                                    ":5000"])
+def test_a_listen_address_with_an_invalid_port_is_refused(tmp_path, listen):
+    from vfl.errors import ConfigFileError
+    from vfl.party_config import load_party_config
+
+    path = tmp_path / "C.toml"
+    path.write_text(f'role = "coordinator"\nname = "C"\nrun_id = "r"\nlisten = "{listen}"\n'
+                    'output = "out"\ninsecure_transport = true\n[federation]\n'
+                    'feature_holders = ["A1"]\n[peers]\nA1 = "127.0.0.1:5001"\n'
+                    'B = "127.0.0.1:5002"\n')
+    with pytest.raises(ConfigFileError, match="listen must be host:port with a port from 1"):
+        load_party_config(path)

@@ -24,12 +24,13 @@ from parties.vertical.messages import (
 )
 from vfl.protocol.messages import PublicKeyMessage
 from vfl.psi.ecdh import EcdhHello, EcdhPoints, EcdhTags
-from vfl.psi.federation import AlignmentSelection
+from vfl.psi.federation import AlignmentHello, AlignmentSelection
 from vfl.psi.keyed_hash import AlignmentKey, AlignmentTags
 from vfl.training import TrainingConfig
 
 #: Messages of either alignment method (keyed hash, ECDH PSI).
-ALIGNMENT = {AlignmentKey, AlignmentTags, EcdhHello, EcdhPoints, EcdhTags}
+#: AlignmentHello carries only the method's name ("ecdh"), a setting every party has.
+ALIGNMENT = {AlignmentHello, AlignmentKey, AlignmentTags, EcdhHello, EcdhPoints, EcdhTags}
 
 
 @pytest.fixture(scope="module")

@@ -237,9 +237,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     top = _Reader(_read_toml(path), "", path, None)
     name, role = _name_and_role(top)
     run_id = top.take("run_id", str, what="the same run id at every party")
-    listen = top.take("listen", str, what="host:port this party listens on")
-    if ":" not in listen:
-        raise top.fail("listen", f"must be host:port, got {listen!r}")
+    listen = _address(top, "listen", "host:port this party listens on")
     # The run settings, field by field from RunConfig; `written` keeps the key
     # each was given by (its name or an old alias), for messages.
     settings: dict[str, Any] = {}
@@ -261,7 +259,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     needed = ({label_holder, coordinator} if role == "feature_holder"
               else set(everyone) - {name})
     peers_table = top.table_of("peers")
-    peers = {peer: peers_table.take(peer, str, what=f"host:port of {peer}")
+    peers = {peer: _address(peers_table, peer, f"host:port of {peer}")
              for peer in sorted(needed)}
     peers_table.finish()
     tls = _tls(top, name, insecure, written)
@@ -277,6 +275,15 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         tls=tls, label_holder=label_holder, coordinator=coordinator,
         feature_holders=feature_holders, run=run, output=output, checkpoints=checkpoints,
         seed=seed, **values)
+
+
+def _address(reader: _Reader, key: str, what: str) -> str:
+    """A ``host:port`` value with a real port (1-65535): never silently another one."""
+    value = reader.take(key, str, what=what)
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise reader.fail(key, f"must be host:port with a port from 1 to 65535, got {value!r}")
+    return value
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

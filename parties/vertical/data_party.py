@@ -241,7 +241,12 @@ class DataParty(Role[S]):
                              holders=len(plan.feature_holders), party=self.name)
         scaler = Standardizer.fit(aligned.take(train), config.standardize)
         x = scaler.transform(aligned.features)
-        encoded = codec.encode_matrix(x, what="features", party=self.name)
+        try:
+            encoded = codec.encode_matrix(x, what="features", party=self.name)
+        except EncodingOverflowError as exc:
+            # Standardised columns always fit; raw ones may not.
+            raise EncodingOverflowError(f"{exc} (standardize is off: turn it on, or rescale "
+                                        "the columns)", party=None) from None
         self.validation_rows_ = validation
         self._rows = PreparedRows(aligned, scaler, x, encoded, train, validation)
         return self._rows

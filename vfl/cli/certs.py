@@ -21,8 +21,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     parser.add_argument("--parties", required=True, metavar="NAMES",
                         help="comma-separated party names, e.g. A1,B,C")
-    parser.add_argument("--days", type=int, default=365, help="validity of every certificate")
+    parser.add_argument("--days", type=_days, default=365,
+                        help=f"validity of every certificate, 1 to {MAX_DAYS} days")
     parser.set_defaults(run=run)
+
+
+#: A certificate valid for longer than a century is a typo (and beyond about
+#: 2.9 million days the end date no longer fits a date).
+MAX_DAYS = 36500
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_DAYS} days, got {days}")
+    return days
 
 
 def run(args: argparse.Namespace) -> int:

@@ -115,7 +115,7 @@ class FixedPointCodec:
         if biggest >= 2.0**self.value_bits:
             raise EncodingOverflowError(
                 f"{what} has magnitude {biggest:.3g} >= 2**{self.value_bits}, the largest the "
-                "fixed-point encoding allows; rescale the data (e.g. standardise)",
+                "fixed-point encoding allows; rescale the data",
                 party=party,
             )
         # ldexp is exact; rint rounds half to even; int() of a float64 is exact.

@@ -15,12 +15,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vfl.errors import EmptyIntersectionError, MalformedMessageError
+from vfl.errors import ConfigMismatchError, EmptyIntersectionError, MalformedMessageError
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.wire import wire_message
 from vfl.psi.base import AlignmentMethod
 
-__all__ = ["AlignmentSelection", "align_as_feature_holder", "align_as_label_holder"]
+__all__ = [
+    "AlignmentHello",
+    "AlignmentSelection",
+    "align_as_feature_holder",
+    "align_as_label_holder",
+]
+
+
+@wire_message
+@dataclass(frozen=True)
+class AlignmentHello:
+    """A_k <-> B, first: the alignment method each side was configured with.
+
+    So that parties configured differently stop with both settings named,
+    instead of at the first message one method does not expect.
+    """
+
+    method: str
 
 
 @wire_message
@@ -42,6 +59,8 @@ def align_as_label_holder(ids: Sequence[str], endpoint: Endpoint,
         If no ID is shared by all parties (B still tells every feature holder,
         who then raise too).
     """
+    for a in feature_holders:
+        _agree_method(endpoint, a, method)
     pairwise = [method.run(ids, endpoint, a, leader=True) for a in feature_holders]
     common = set(pairwise[0].positions.tolist())
     for result in pairwise[1:]:
@@ -65,6 +84,7 @@ def align_as_label_holder(ids: Sequence[str], endpoint: Endpoint,
 def align_as_feature_holder(ids: Sequence[str], endpoint: Endpoint, label_holder: str,
                             method: AlignmentMethod) -> np.ndarray:
     """A_k's side: positions of A_k's rows in the common order."""
+    _agree_method(endpoint, label_holder, method)
     result = method.run(ids, endpoint, label_holder, leader=False)
     selection = endpoint.receive(label_holder, AlignmentSelection)
     indices = np.asarray(selection.indices, dtype=np.int64)
@@ -78,3 +98,19 @@ def align_as_feature_holder(ids: Sequence[str], endpoint: Endpoint, label_holder
             "check that every party's ID column holds the same kind of identifier",
             party=endpoint.name)
     return result.positions[indices]
+
+
+def _agree_method(endpoint: Endpoint, peer: str, method: AlignmentMethod) -> None:
+    """Swap method names with `peer`; refuse to go on if they differ.
+
+    Raises
+    ------
+    ConfigMismatchError
+        Naming both methods and what to change.
+    """
+    endpoint.send(peer, AlignmentHello(method.name))
+    theirs = endpoint.receive(peer, AlignmentHello).method
+    if theirs != method.name:
+        raise ConfigMismatchError(
+            f"{peer} aligns with the {theirs!r} method, this party with {method.name!r}; set "
+            "the same alignment method at every party", party=endpoint.name)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parties import Coordinator, FeatureHolder, Federation, LabelHolder
+from parties import FeatureHolder, Federation, LabelHolder
 from vfl.cli import main
 from vfl.cli.common import write_outputs
 from vfl.data import PartyTable, Standardizer, read_party_csv
@@ -389,10 +389,10 @@ def test_the_shipped_example_configurations_set_no_seed():
 
 def test_unseeded_secrets_and_sent_seeds_come_from_separate_os_randomness(parties, coordinator,
                                                                           monkeypatch):
-    from parties.vertical import data_party
-
     import secrets
     import types
+
+    from parties.vertical import data_party
 
     asked: list[int] = []
 

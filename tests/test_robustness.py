@@ -346,7 +346,7 @@ def test_constant_labels_are_a_clear_error(coordinator, model, labels):
     b = LabelHolder(pd.DataFrame({"id": ids, "y": labels, "z": rng.normal(size=6)}),
                     id_column="id", label_column="y")
     config = TrainingConfig(model=model, epochs=1, min_batch_factor=1)
-    with pytest.raises(InvalidLabelError, match="'y' .* in every aligned row"):
+    with pytest.raises(InvalidLabelError, match=r"'y' .* in every aligned row"):
         Federation(coordinator, b, a, config=config).fit()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from parties import Coordinator, FeatureHolder, Federation, LabelHolder  # noqa: E402
+from vfl.errors import InsecureSeedWarning  # noqa: E402
 from vfl.metrics import classification_metrics, regression_metrics  # noqa: E402
 from vfl.reference import closed_form  # noqa: E402
 from vfl.training import TrainingConfig  # noqa: E402
@@ -90,6 +92,8 @@ def train_breast(data: Path, config: TrainingConfig, key_bits: int, insecure: bo
 
 
 def main() -> int:
+    # Seeded parties on purpose: the comparison must repeat exactly.
+    warnings.filterwarnings("ignore", category=InsecureSeedWarning)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fate")
     parser.add_argument("--key-bits", type=int, default=2048)

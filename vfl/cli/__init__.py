@@ -15,7 +15,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfl`` with every sub-command."""
-    from vfl.cli import align, audit, certs, horizontal, party, predict, simulate
+    from vfl.cli import align, audit, certs, horizontal, party, predict, simulate, transfer
 
     parser = argparse.ArgumentParser(
         prog="vfl",
@@ -24,10 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "logistic model without showing each other their data (simulate, "
                     "predict, align, party). Horizontal: clients with the same columns train "
                     "one model through a server that sees only an encrypted, masked sum "
-                    "(horizontal).")
+                    "(horizontal). Transfer: a labelled source and a target with other "
+                    "columns and few shared rows learn representations that carry the labels "
+                    "to all the target's rows (transfer).")
     parser.add_argument("--version", action="version", version=f"vfl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (simulate, predict, align, audit, certs, party, horizontal):
+    for module in (simulate, predict, align, audit, certs, party, horizontal, transfer):
         module.register(commands)
     return parser
 

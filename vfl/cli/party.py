@@ -29,7 +29,7 @@ The configuration file (TOML; relative paths are relative to it):
   timeout = 1800                 # seconds to wait for a peer's next message
   connect_timeout = 60           # seconds to retry a peer that cannot be reached
   insecure_transport = false     # true: no TLS at all (a trusted test machine only)
-  seed = 1                       # data parties, optional: secret initial weights
+  # seed = 1                     # tests only: makes the secret initial weights predictable
 
   [peers]                        # every party this one talks to
   B = "lab.example.org:50052"
@@ -130,13 +130,20 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
     from vfl.runtime.checkpoint import CheckpointStore
 
     say = (lambda *_: None) if quiet else logging.getLogger("vfl.party").info
-    party = _build_party(config, quiet)
-    store = CheckpointStore(config.checkpoints, party=config.name, run_id=config.run_id,
-                            state_type=party.state_type)
-    # Before any network or training work: a bad key or a damaged log copy stops here.
-    audit = open_audit(config)
     started = time.perf_counter()
+    # The endpoint first, so that a party that cannot start (a bad column, a
+    # damaged audit log copy, a bad key) tells its peers at once and they stop
+    # with its reason instead of waiting for it until their timeouts.
     endpoint = _open_endpoint(config, capture)
+    try:
+        party = _build_party(config, quiet)
+        store = CheckpointStore(config.checkpoints, party=config.name, run_id=config.run_id,
+                                state_type=party.state_type)
+        # Before any training work: a bad key or a damaged log copy stops here.
+        audit = open_audit(config)
+    except BaseException as exc:
+        _stop_at_start(endpoint, config, exc)
+        raise
     say(f"{config.role.replace('_', ' ')} listening on {endpoint.address}, run "
         f"{config.run_id!r}, peers " + ", ".join(f"{p} at {a}" for p, a in config.peers.items()))
     watch = PeerWatch(endpoint)
@@ -176,6 +183,36 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
             f"(hash {record.hash[:16]}...)")
     say(f"done in {elapsed:.1f} s; wrote {written}")
     return party
+
+
+def _stop_at_start(endpoint, config, exc: BaseException) -> None:
+    """Tell the peers that this party cannot start, and why; then close its endpoint.
+
+    Peers that run already stop at once with this reason; one that is not
+    listening yet gets it when it starts, within ``connect_timeout`` (the time
+    it would wait for this party anyway). Interrupted or terminated, the party
+    waits no longer than for any other abort notice.
+    """
+    import threading
+
+    reason = f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit (SIGTERM)
+        try:
+            endpoint.abort(reason)
+        finally:
+            endpoint.close(grace=0)
+        return
+    # Said only if the notice takes a while: some peer is not listening yet.
+    waiting = threading.Timer(1.0, logging.getLogger("vfl.party").warning, args=(
+        "cannot start (%s); telling %s, waiting up to %g s for any that is not listening "
+        "yet", reason, ", ".join(config.peers), config.connect_timeout))
+    waiting.daemon = True
+    waiting.start()
+    try:
+        endpoint.abort(reason, wait=config.connect_timeout)
+    finally:
+        waiting.cancel()
+        endpoint.close(grace=0)
 
 
 def _build_party(config, quiet: bool):

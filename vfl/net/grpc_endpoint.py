@@ -4,10 +4,16 @@ Each party runs one gRPC server on its listen address and holds one client
 channel per peer. Sending an envelope is one client-streaming call to the
 recipient's server: the envelope is encoded once (:mod:`vfl.protocol.wire`)
 and streamed in chunks sliced from that one buffer; the recipient's server
-reassembles the chunks into one buffer of the announced size, decodes it and
-queues the envelope for the party's next ``receive`` from that sender. A
-``send`` returns once the recipient holds the envelope, not once it has
-used it, as with the in-process queues.
+reassembles the chunks into one buffer, decodes it and queues the envelope
+for the party's next ``receive`` from that sender. A ``send`` returns once
+the recipient holds the envelope, not once it has used it, as with the
+in-process queues.
+
+A peer is trusted with nothing it could use to exhaust the receiver: the
+buffer grows as chunks arrive (never to more than the header announces, nor
+more than ``max_message_bytes``), whatever size a header claims; a peer
+streams one message at a time (a second stream waits, with a bound, for the
+first to end); every header field and value is checked by the decoder.
 
 Security, with TLS (the default): every party presents the certificate the
 federation CA issued to it and accepts only certificates from that CA.
@@ -19,7 +25,10 @@ encryption, no authentication, and the sender's name is what it claims.
 
 Semantics equal the in-process endpoint's: sequence numbers, duplicates,
 gaps, sessions, steps and epochs are checked by :meth:`Endpoint.receive`; an
-abort reaches every peer; every wait has a bound.
+abort reaches every peer; every wait has a bound. A peer whose process has
+stopped (its port refuses connections) is named as stopped, by the next
+receive and by a send being retried, within seconds: a stream cut off by a
+dying sender is not a damaged message.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from vfl.errors import (
     WireFormatError,
 )
 from vfl.net.certs import check_party_name
+from vfl.net.probe import accepts, refuses_steadily, stopped_reason
 from vfl.net.tls import TlsFiles
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S, Endpoint, Envelope, _Abort
 from vfl.protocol.wire import HEADER, TypeRegistry, decode_envelope, encode_envelope, frame_length
@@ -54,6 +64,7 @@ __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "MAX_STREAMS_PER_PEER",
     "Capture",
     "GrpcEndpoint",
     "InsecureTransportWarning",
@@ -70,6 +81,16 @@ MAX_CHUNK_BYTES = 4 << 20
 #: Largest envelope a party accepts; a bigger announcement is refused before
 #: any buffer is allocated.
 DEFAULT_MAX_MESSAGE_BYTES = 4 << 30
+#: Bytes reserved for a message before its data arrives, whatever size its
+#: header announces; the buffer then doubles as chunks fill it.
+INITIAL_BUFFER_BYTES = 2 * MAX_CHUNK_BYTES
+#: Messages one peer may stream to this party at once. A peer sends one
+#: envelope at a time; a further stream waits (STREAM_WAIT_S at most) for the
+#: one before to end, as a retry does while the server finishes the attempt
+#: it replaces.
+MAX_STREAMS_PER_PEER = 1
+#: Seconds a further stream from one peer waits for the one before to end.
+STREAM_WAIT_S = 10.0
 #: Seconds to keep retrying a peer that cannot be reached (it may still be
 #: starting); afterwards :class:`~vfl.errors.PeerUnreachableError`.
 DEFAULT_CONNECT_TIMEOUT_S = 60.0
@@ -80,7 +101,14 @@ _SERVICE = "vfl.Transport"
 _DELIVER = f"/{_SERVICE}/Deliver"
 _ABORT = f"/{_SERVICE}/Abort"
 _ABORT_STEP = "Abort"  # step of the envelope carrying an abort notice
+_MAX_REASON_CHARS = 4000  # of an abort notice's reason
 _FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.05, 2.0
+#: A peer that was reached before and has refused connections for this many
+#: seconds (three probes at least) while a send to it is retried has stopped.
+_GONE_AFTER_S = 1.0
+#: Seconds for gRPC to report a stream cut off by the sender as cancelled:
+#: it may report the end of the requests first.
+_CANCEL_GRACE_S = 1.0
 
 #: ``capture(direction, peer, frame)``: direction is "sent" or "received",
 #: frame the exact bytes handed to (or reassembled from) gRPC, inside TLS.
@@ -126,6 +154,88 @@ _CLOSED = _Closed()
 _Item = Envelope | _Abort | _Failure | _Closed
 
 
+class _TooLarge(WireFormatError):
+    """A header announces more bytes than this party accepts."""
+
+
+class _Reassembly:
+    """One inbound message, reassembled from its chunks.
+
+    Memory is committed as data arrives: the buffer starts at
+    ``INITIAL_BUFFER_BYTES`` at most and doubles as chunks fill it, never
+    beyond the size the header announces, which is checked against the
+    limit before anything is reserved for it.
+    """
+
+    def __init__(self, sender: str, party: str, limit: int) -> None:
+        self.sender = sender
+        self.party = party
+        self.limit = limit
+        self.buffer = bytearray()
+        self.filled = 0
+        #: Bytes the header announces; None until the whole header has arrived.
+        self.expected: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.expected is not None and self.filled == self.expected
+
+    @property
+    def capacity(self) -> int:
+        """Bytes reserved so far."""
+        return len(self.buffer)
+
+    def add(self, chunk: bytes) -> None:
+        """Append the next chunk of the stream.
+
+        Raises
+        ------
+        WireFormatError
+            If the header is not a frame header, announces more than the limit
+            (:class:`_TooLarge`), or the chunks run past what it announces.
+        """
+        if self.expected is None:
+            # Until the header is complete (a hostile peer may split it), the
+            # buffer holds what arrived: a chunk is bounded by gRPC's limit.
+            self.buffer += chunk
+            self.filled = len(self.buffer)
+            if self.filled < HEADER.size:
+                return
+            expected = frame_length(self.buffer[:HEADER.size], sender=self.sender,
+                                    party=self.party)
+            if expected > self.limit:
+                raise _TooLarge(f"from {self.sender}: message announces {expected} bytes; "
+                                f"this party accepts messages of at most {self.limit} bytes",
+                                party=self.party)
+            self.expected = expected
+            self._check_length(self.filled)
+            self._reserve(self.filled)
+            return
+        end = self.filled + len(chunk)
+        self._check_length(end)
+        self._reserve(end)
+        self.buffer[self.filled:end] = chunk
+        self.filled = end
+
+    def _check_length(self, end: int) -> None:
+        assert self.expected is not None
+        if end > self.expected:
+            raise WireFormatError(f"from {self.sender}: message is longer than the "
+                                  f"{self.expected} bytes its header announces",
+                                  party=self.party)
+
+    def _reserve(self, end: int) -> None:
+        """Make the buffer hold at least `end` bytes: doubling, up to what the header announces."""
+        assert self.expected is not None
+        if end <= len(self.buffer) and len(self.buffer) >= min(self.expected,
+                                                               INITIAL_BUFFER_BYTES):
+            return
+        size = min(self.expected, max(end, 2 * len(self.buffer), INITIAL_BUFFER_BYTES))
+        grown = bytearray(size)
+        grown[:self.filled] = memoryview(self.buffer)[:self.filled]
+        self.buffer = grown
+
+
 class GrpcEndpoint(Endpoint):
     """One party's endpoint on the network.
 
@@ -159,7 +269,9 @@ class GrpcEndpoint(Endpoint):
     chunk_bytes : int
         Size of each streamed chunk (at most 4 MiB).
     max_message_bytes : int
-        Largest envelope accepted from a peer.
+        Largest envelope accepted from a peer. Memory is reserved as a
+        message's chunks arrive (``INITIAL_BUFFER_BYTES`` first, then
+        doubling), never for the size a header merely announces.
     capture : callable or None
         Called with every frame sent and received (see :data:`Capture`), for
         audits of what travels on the wire.
@@ -211,6 +323,15 @@ class GrpcEndpoint(Endpoint):
         self._channel_lock = threading.Lock()
         self._closed = False
         self._aborted = False
+        #: One slot per peer for the message it is streaming (see MAX_STREAMS_PER_PEER).
+        self._streams = {p: threading.BoundedSemaphore(MAX_STREAMS_PER_PEER)
+                         for p in self.peers}
+        #: Peers that accepted a message from, or delivered one to, this party.
+        self._up: set[str] = set()
+        #: The first abort notice or stopped peer: every send being retried stops.
+        self._stopping: _Abort | None = None
+        self._stopping_lock = threading.Lock()
+        self._wake = threading.Event()  # set with _stopping or on close: ends backoff waits
 
         if insecure:
             warnings.warn(f"party {name}: running WITHOUT TLS (insecure=True): messages travel "
@@ -254,6 +375,7 @@ class GrpcEndpoint(Endpoint):
         if self._closed:
             return
         self._closed = True
+        self._wake.set()
         self._server.stop(grace).wait(grace + 5.0)
         with self._channel_lock:
             for channel in self._channels.values():
@@ -271,6 +393,48 @@ class GrpcEndpoint(Endpoint):
                 self.abort(f"{type(exc).__name__}: {exc}")
         finally:
             self.close()
+
+    def abort(self, reason: str, *, wait: float | None = None) -> None:
+        """Tell every peer that this party stopped, so none waits in vain.
+
+        Parameters
+        ----------
+        reason : str
+            What went wrong; every peer's next receive raises
+            :class:`~vfl.errors.PeerAbortedError` with it.
+        wait : float or None
+            Seconds to wait for a peer that is not listening yet (a party that
+            fails at start-up waits for peers that start after it); default
+            ``min(timeout, ABORT_TIMEOUT_S)``.
+        """
+        self._broadcast_abort(_Abort(self.name, reason), wait=wait)
+
+    def peer_stopped(self, peer: str, reason: str) -> None:
+        """Record that `peer`'s process has stopped (its port refuses connections).
+
+        Every pending and later receive raises
+        :class:`~vfl.errors.PeerAbortedError` naming `peer`, as after its own
+        abort notice, and a send being retried to any peer stops with it.
+        """
+        self._notice(_Abort(peer, reason))
+
+    def was_up(self, peer: str) -> bool:
+        """Whether `peer` accepted a message from this party or delivered one to it."""
+        return peer in self._up
+
+    def _notice(self, notice: _Abort) -> None:
+        """Make every receive, and every send being retried, raise for `notice`."""
+        with self._stopping_lock:
+            if self._stopping is None:
+                self._stopping = notice
+        self._wake.set()
+        for q in self._queues.values():
+            q.put(notice)
+
+    def _raise_if_stopping(self) -> None:
+        notice = self._stopping
+        if notice is not None:
+            raise PeerAbortedError(f"{notice.party} stopped: {notice.reason}", party=self.name)
 
     def traffic_snapshot(self) -> dict[str, LinkTraffic]:
         """A copy of the per-peer counters."""
@@ -307,18 +471,20 @@ class GrpcEndpoint(Endpoint):
             link.chunks_sent += -(-len(frame) // self.chunk_bytes)
             link.send_seconds += time.perf_counter() - started
 
-    def _broadcast_abort(self, abort: _Abort) -> None:
+    def _broadcast_abort(self, abort: _Abort, *, wait: float | None = None) -> None:
         self._aborted = True
         if self._closed:
             return
+        timeout = min(self.timeout, ABORT_TIMEOUT_S) if wait is None else wait
         pending = []
         for peer in self.peers:
-            frame = encode_envelope(Envelope(self.session, self.name, peer, -1, 0, 0,
-                                             _ABORT_STEP, abort.reason[:4000]), self._registry)
+            notice = Envelope(self.session, self.name, peer, -1, 0, 0, _ABORT_STEP,
+                              abort.reason[:_MAX_REASON_CHARS])
+            frame = encode_envelope(notice, self._registry)
             call: grpc.UnaryUnaryMultiCallable[bytearray, bytes] = self._channel(
                 peer).unary_unary(_ABORT, request_serializer=bytes, response_deserializer=None)
             # wait_for_ready: a peer still connecting gets the notice too, within the bound.
-            pending.append((peer, call.future(frame, timeout=min(self.timeout, ABORT_TIMEOUT_S),
+            pending.append((peer, call.future(frame, timeout=timeout,
                                               metadata=self._metadata(peer),
                                               wait_for_ready=True)))
         for peer, future in pending:
@@ -358,21 +524,44 @@ class GrpcEndpoint(Endpoint):
         return (("vfl-sender", self.name), ("vfl-recipient", peer))
 
     def _with_retries(self, peer: str, step: str, call: Callable[[], object]) -> None:
+        """Run `call` (a delivery to `peer`), retrying while `peer` cannot be reached.
+
+        Retries stop with :class:`~vfl.errors.PeerAbortedError` as soon as a
+        peer's abort notice arrives or a peer is found stopped: by
+        :class:`~vfl.net.liveness.PeerWatch`, or here, when `peer` was up
+        before and its port has refused connections for ``_GONE_AFTER_S``.
+        """
         address = self.peers[peer]
         deadline = time.monotonic() + self.connect_timeout
         delay = _FIRST_BACKOFF_S
-        attempts = 0
+        attempts = refusals = 0
+        refused_since = 0.0
         while True:
+            self._raise_if_stopping()
             attempts += 1
             try:
                 call()
+                self._up.add(peer)
                 return
             except grpc.RpcError as exc:
                 code, details = exc.code(), exc.details() or ""
             if code is grpc.StatusCode.UNAVAILABLE and not _tls_failure(details):
+                if peer in self._up:  # it was there: is its process gone?
+                    if accepts(address, 0.5) is False:
+                        refusals += 1
+                        refused_since = refused_since or time.monotonic()
+                        if refusals >= 3 and time.monotonic() - refused_since >= _GONE_AFTER_S:
+                            log.warning("%s stopped: %s", peer, stopped_reason(address))
+                            self.peer_stopped(peer, stopped_reason(address))
+                            self._raise_if_stopping()
+                    else:
+                        refusals, refused_since = 0, 0.0
                 remaining = deadline - time.monotonic()
                 if remaining > 0 and not self._closed:
-                    time.sleep(min(delay * random.uniform(0.8, 1.2), remaining))
+                    pause = min(delay * random.uniform(0.8, 1.2), remaining)
+                    if refusals:  # probe the peer again soon, not after the backoff
+                        pause = min(pause, 0.25)
+                    self._wake.wait(pause)
                     delay = min(2 * delay, _MAX_BACKOFF_S)
                     continue
                 raise PeerUnreachableError(
@@ -400,6 +589,9 @@ class GrpcEndpoint(Endpoint):
         if code is grpc.StatusCode.INVALID_ARGUMENT:
             return WireFormatError(f"{peer} could not decode {step} from this party: {details}",
                                    party=self.name)
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return ProtocolError(f"{peer} at {address} refused {step}: {details}",
+                                 party=self.name)
         return ProtocolError(f"sending {step} to {peer} at {address} failed: {code.name}: "
                              f"{details}", party=self.name)
 
@@ -459,44 +651,56 @@ class GrpcEndpoint(Endpoint):
 
     def _serve_deliver(self, chunks: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         sender = self._identify(context)
-        started = time.perf_counter()
-        buffer: bytearray | None = None
-        filled = total = count = 0
+        slot = self._streams[sender]
+        wait = min(self.timeout, STREAM_WAIT_S)
+        if not slot.acquire(timeout=wait):
+            error = ProtocolError(
+                f"{sender} streams a second message while its previous one has not ended "
+                f"after {wait:g} s; a peer sends one message at a time", party=self.name)
+            self._queues[sender].put(_Failure(error))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         try:
-            for chunk in chunks:
-                count += 1
-                if buffer is None:
-                    total = frame_length(chunk[:HEADER.size], sender=sender, party=self.name)
-                    if total > self.max_message_bytes:
-                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                      f"{self.name} accepts messages of at most "
-                                      f"{self.max_message_bytes} bytes, not {total}")
-                    buffer = bytearray(total)  # the one buffer the chunks fill
-                if filled + len(chunk) > total:
-                    raise WireFormatError(f"from {sender}: message is longer than the "
-                                          f"{total} bytes its header announces", party=self.name)
-                buffer[filled:filled + len(chunk)] = chunk
-                filled += len(chunk)
-            if not context.is_active():
-                return b""  # the sender gave up mid-stream; it sends again
-            if buffer is None or filled < total:
-                raise WireFormatError(f"from {sender}: message is truncated: {filled} bytes, "
-                                      f"the header announces {total}", party=self.name)
-            envelope = decode_envelope(buffer, sender=sender, party=self.name,
+            return self._reassemble(sender, chunks, context)
+        finally:
+            slot.release()
+
+    def _reassemble(self, sender: str, chunks: Iterator[bytes],
+                    context: grpc.ServicerContext) -> bytes:
+        started = time.perf_counter()
+        message = _Reassembly(sender, self.name, self.max_message_bytes)
+        count = 0
+        try:
+            try:
+                for chunk in chunks:
+                    count += 1
+                    message.add(chunk)
+            except grpc.RpcError:
+                pass  # cancelled mid-stream: see _cut_off
+            if not message.complete or not context.is_active():
+                error = self._cut_off(sender, message, context)
+                if error is None:
+                    return b""
+                raise error
+            envelope = decode_envelope(message.buffer, sender=sender, party=self.name,
                                        registry=self._registry)
-        except grpc.RpcError:
-            return b""  # cancelled by the sender mid-stream; it retries or stops
+            if envelope.seq < 0:
+                raise WireFormatError(f"from {sender}: message has sequence number "
+                                      f"{envelope.seq}; only abort notices have one below 0",
+                                      party=self.name)
         except WireFormatError as exc:
             # The receiving party learns why its next message from `sender` is missing.
             self._queues[sender].put(_Failure(exc))
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            code = (grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(exc, _TooLarge)
+                    else grpc.StatusCode.INVALID_ARGUMENT)
+            context.abort(code, str(exc))
+        self._up.add(sender)
         if envelope.sender != sender or envelope.recipient != self.name:
-            error = PeerAuthenticationError(
+            refused = PeerAuthenticationError(
                 f"{sender} sent an envelope from {envelope.sender} to {envelope.recipient}; "
                 f"only its own, to {self.name}, are accepted", party=self.name)
-            self._queues[sender].put(_Failure(error))
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
-        view = memoryview(buffer)
+            self._queues[sender].put(_Failure(refused))
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(refused))
+        view = memoryview(message.buffer)
         if self.capture is not None:
             self.capture("received", sender, view)
         with self._traffic_lock:
@@ -507,6 +711,35 @@ class GrpcEndpoint(Endpoint):
             link.receive_seconds += time.perf_counter() - started
         self._queues[sender].put(envelope)
         return b""
+
+    def _cut_off(self, sender: str, message: _Reassembly,
+                 context: grpc.ServicerContext) -> WireFormatError | None:
+        """Why a stream ended before its message was complete; None: nothing to report.
+
+        A sender that cancels (its deadline passed, it retries) or whose
+        process dies leaves an incomplete stream behind. Neither is a damaged
+        message: a dead sender is reported as stopped (its port refuses
+        connections), a live one that cancelled sends again or stops itself.
+        Only a stream its sender ended normally, short of what the header
+        announces, is a truncated message.
+        """
+        # gRPC may report the end of the requests a moment before the cancellation.
+        deadline = time.monotonic() + _CANCEL_GRACE_S
+        while context.is_active() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cancelled = not context.is_active()
+        # A dying process may accept connections a moment longer than it
+        # keeps its stream: probe for a while (less where gRPC saw no cancel).
+        address = self.peers[sender]
+        if refuses_steadily(address, within=2.0 if cancelled else 0.6):
+            reason = stopped_reason(address)
+            log.warning("%s stopped while sending a message: %s", sender, reason)
+            self.peer_stopped(sender, reason)
+            return None
+        if cancelled:
+            return None  # by the sender: it sends again, or stops and says so
+        return WireFormatError(f"from {sender}: message is truncated: {message.filled} bytes, "
+                               f"the header announces {message.expected}", party=self.name)
 
     def _serve_abort(self, frame: bytes, context: grpc.ServicerContext) -> bytes:
         sender = self._identify(context)
@@ -519,9 +752,12 @@ class GrpcEndpoint(Endpoint):
             log.warning("party %s: ignored an abort notice from %s for session %r",
                         self.name, sender, envelope.session)
             return b""
-        notice = _Abort(sender, str(envelope.body))
-        for q in self._queues.values():
-            q.put(notice)
+        if not isinstance(envelope.body, str):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"{self.name}: an abort notice carries its reason as a str, not a "
+                          f"{type(envelope.body).__name__}")
+        self._up.add(sender)
+        self._notice(_Abort(sender, envelope.body[:_MAX_REASON_CHARS]))
         return b""
 
 

@@ -7,7 +7,9 @@ process dies, its listening port closes and connecting to it is refused at
 once: :class:`PeerWatch` probes each peer's address with a bare TCP connect
 and, once a peer that was up refuses connections several times in a row,
 makes every pending and later receive of the party raise
-:class:`~vfl.errors.PeerAbortedError` naming that peer.
+:class:`~vfl.errors.PeerAbortedError` naming that peer; a send that is being
+retried to any peer stops with the same error
+(:meth:`GrpcEndpoint.peer_stopped <vfl.net.grpc_endpoint.GrpcEndpoint.peer_stopped>`).
 
 Only a refused connection counts (the peer's machine is up but nothing
 listens): a slow or unreachable network still falls to the timeout, so the
@@ -17,11 +19,10 @@ watch never stops a party that is merely waiting.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 
 from vfl.net.grpc_endpoint import GrpcEndpoint
-from vfl.protocol.channel import _Abort
+from vfl.net.probe import accepts, stopped_reason
 
 __all__ = ["PeerWatch"]
 
@@ -71,36 +72,23 @@ class PeerWatch:
         refused = dict.fromkeys(self.endpoint.peers, 0)
         while not self._stop.wait(self.interval):
             for peer, address in self.endpoint.peers.items():
-                up = _accepts(address, self.interval)
+                up = accepts(address, self.interval)
                 if up is None:
                     continue  # no answer either way: leave it to the timeout
                 if up:
                     seen[peer], refused[peer] = True, 0
                     continue
                 refused[peer] += 1
+                # Seen up by a probe, or by a message to or from it.
+                seen[peer] = seen[peer] or self.endpoint.was_up(peer)
                 if seen[peer] and refused[peer] >= self.misses and not self._stop.is_set():
                     self._fail(peer, address)
                     return
 
     def _fail(self, peer: str, address: str) -> None:
         self.gone = peer
-        reason = (f"its address {address} refuses connections, its process has stopped; "
-                  "restart it (and this party) to resume from the last checkpoint")
+        reason = stopped_reason(address)
         log.warning("%s stopped: %s", peer, reason)
-        notice = _Abort(peer, reason)
-        # The same notice a peer's own abort leaves: every receive raises
-        # PeerAbortedError naming `peer` (GrpcEndpoint keeps one queue per sender).
-        for q in self.endpoint._queues.values():
-            q.put(notice)
-
-
-def _accepts(address: str, timeout: float) -> bool | None:
-    """True if `address` accepts a TCP connection, False if refused, None if unknown."""
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return True
-    except ConnectionRefusedError:
-        return False
-    except (OSError, ValueError):
-        return None
+        # Every receive raises PeerAbortedError naming `peer`, as after its own
+        # abort notice, and a send being retried stops at once.
+        self.endpoint.peer_stopped(peer, reason)

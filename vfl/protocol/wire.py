@@ -24,7 +24,8 @@ Values are a one-byte tag and a body:
 ==========  =================================================================
 ``N``       None
 ``T``/``F`` True / False
-``i``       int: u32 byte count, two's-complement big-endian (any size)
+``i``       int: u32 byte count, two's-complement big-endian (at most
+            ``MAX_INT_BYTES`` bytes: a ciphertext-sized value, mod n^2)
 ``f``       float: 8 bytes IEEE 754 binary64 (exact, NaN and -0.0 included)
 ``s``       str: u32 byte count, UTF-8
 ``b``       bytes: u64 byte count, raw
@@ -36,6 +37,14 @@ Values are a one-byte tag and a body:
 ``D``       dataclass: type name (``s``), u32 field count, (name, value) pairs
 ``E``       enum member: type name (``s``), then its value
 ==========  =================================================================
+
+Nothing a peer writes is trusted: every count and length is checked against
+the bytes that remain before anything is built or reserved, every int has a
+size limit, the envelope's sequence number, epoch and batch must fit in 63
+bits (a sequence number of -1 marks an abort notice) and its texts in
+``MAX_HEADER_TEXT`` bytes. Whatever the bytes, decoding ends in a value or a
+:class:`~vfl.errors.WireFormatError` naming the sender, never in another
+exception.
 """
 
 from __future__ import annotations
@@ -62,6 +71,9 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER",
     "MAGIC",
+    "MAX_ENVELOPE_INT",
+    "MAX_HEADER_TEXT",
+    "MAX_INT_BYTES",
     "TypeRegistry",
     "decode_envelope",
     "default_registry",
@@ -81,6 +93,17 @@ MAX_DEPTH = 32
 #: Largest Paillier modulus accepted: far above any real key, small enough that
 #: a hostile one cannot make squaring it (for n^2) take long.
 MAX_MODULUS_BITS = 1 << 14
+
+#: Largest int on the wire, in bytes: a value mod n^2 for the largest modulus
+#: (a public parameter such as DJN's h_s), and its sign byte.
+MAX_INT_BYTES = 2 * MAX_MODULUS_BITS // 8 + 1
+
+#: Bounds of the envelope's sequence number, epoch and batch (63 bits); a
+#: sequence number of -1 marks an abort notice.
+MAX_ENVELOPE_INT = (1 << 63) - 1
+
+#: Longest session, party name or step name in an envelope, in UTF-8 bytes.
+MAX_HEADER_TEXT = 4096
 
 _T = TypeVar("_T")
 
@@ -281,6 +304,8 @@ def encode_envelope(envelope: Envelope, registry: TypeRegistry | None = None) ->
     TypeError
         If the body holds a value of a type the format cannot carry, or a
         dataclass the registry does not allow (the receiver would refuse it).
+    ValueError
+        If an int is larger than the receiver accepts (``MAX_INT_BYTES``).
     """
     registry = registry or default_registry()
     buf = bytearray(HEADER.size)
@@ -312,6 +337,9 @@ class _Encoder:
         elif isinstance(value, (int, np.integer)):
             value = int(value)
             raw = value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True)
+            if len(raw) > MAX_INT_BYTES:
+                raise ValueError(f"{path}: an int of {value.bit_length()} bits cannot be sent; "
+                                 f"the receiver accepts at most {MAX_INT_BYTES} bytes")
             buf += b"i"
             buf += _U32.pack(len(raw))
             buf += raw
@@ -379,15 +407,17 @@ class _Encoder:
 
 
 def frame_length(header: bytes | bytearray | memoryview, *, sender: str | None = None,
-                 party: str | None = None) -> int:
+                 party: str | None = None, limit: int | None = None) -> int:
     """Total bytes (header included) of the frame whose first bytes are `header`.
 
-    Lets a receiver size its buffer from the first chunk of a stream.
+    Lets a receiver check a stream's announced size from its first chunk,
+    before it reserves memory for it.
 
     Raises
     ------
     WireFormatError
-        If `header` is too short or not a frame header of this version.
+        If `header` is too short or not a frame header of this version, or
+        announces more than `limit` bytes.
     """
     if len(header) < HEADER.size:
         raise _error(f"{len(header)} bytes are too few for a frame header "
@@ -398,7 +428,11 @@ def frame_length(header: bytes | bytearray | memoryview, *, sender: str | None =
     if version != FORMAT_VERSION:
         raise _error(f"message format version {version}, this party reads version "
                      f"{FORMAT_VERSION}: run the same vfl version at every party", sender, party)
-    return HEADER.size + int(length)
+    total = HEADER.size + int(length)
+    if limit is not None and total > limit:
+        raise _error(f"message announces {total} bytes; at most {limit} are accepted",
+                     sender, party)
+    return total
 
 
 def decode_envelope(data: bytes | bytearray | memoryview, *, sender: str | None = None,
@@ -436,20 +470,56 @@ def decode_envelope(data: bytes | bytearray | memoryview, *, sender: str | None 
         raise _error("message is corrupted: its CRC-32 checksum does not match", sender, party)
     decoder = _Decoder(payload, registry or default_registry(), sender, party)
     try:
+        # The envelope's fields are checked before anything of the body is built.
         fields = [decoder.value() for _ in range(7)]
+        _check_envelope_fields(fields, sender, party)
         body = decoder.value()
     except RecursionError:
         raise _error("message nests too deeply", sender, party) from None
     if decoder.pos != len(payload):
         raise _error("message has trailing bytes after its body", sender, party)
     session, env_sender, recipient, seq, epoch, batch, step = fields
-    for name, value, kind in [("session", session, str), ("sender", env_sender, str),
-                              ("recipient", recipient, str), ("seq", seq, int),
-                              ("epoch", epoch, int), ("batch", batch, int), ("step", step, str)]:
+    return Envelope(session, env_sender, recipient, seq, epoch, batch, step, body)
+
+
+def _check_envelope_fields(fields: list[Any], sender: str | None, party: str | None) -> None:
+    names = ("session", "sender", "recipient", "seq", "epoch", "batch", "step")
+    kinds = (str, str, str, int, int, int, str)
+    for name, value, kind in zip(names, fields, kinds):
         if type(value) is not kind:
             raise _error(f"envelope field {name} is a {type(value).__name__}, not a "
                          f"{kind.__name__}", sender, party)
-    return Envelope(session, env_sender, recipient, seq, epoch, batch, step, body)
+        if isinstance(value, str) and (len(value) > MAX_HEADER_TEXT
+                                       or len(value.encode()) > MAX_HEADER_TEXT):
+            raise _error(f"envelope field {name} is longer than {MAX_HEADER_TEXT} bytes",
+                         sender, party)
+        if isinstance(value, int):
+            low = -1 if name == "seq" else 0
+            if not low <= value <= MAX_ENVELOPE_INT:
+                raise _error(f"envelope field {name} is {_shown(value)}, outside "
+                             f"{low}..2^63-1", sender, party)
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """`value` for an error message: short, and never an exception of its own.
+
+    (Python refuses to print an int of more than 4300 digits.)
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails is described by its type
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _shown_error(exc: Exception, limit: int = 300) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a message that cannot be printed: name the type
+        return type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _error(message: str, sender: str | None, party: str | None) -> WireFormatError:
@@ -492,7 +562,7 @@ class _Decoder:
         if tag == b"F":
             return False
         if tag == b"i":
-            return int.from_bytes(self.take(self.u32()), "big", signed=True)
+            return self.integer()
         if tag == b"f":
             return float(_F64.unpack(self.take(8))[0])
         if tag == b"s":
@@ -514,6 +584,13 @@ class _Decoder:
             finally:
                 self.depth -= 1
         raise self.fail(f"unknown value tag {tag!r}")
+
+    def integer(self) -> int:
+        size = self.u32()
+        if size > MAX_INT_BYTES:
+            raise self.fail(f"an int of {size} bytes, more than the {MAX_INT_BYTES} any "
+                            "message holds")
+        return int.from_bytes(self.take(size), "big", signed=True)
 
     def compound(self, tag: bytes) -> Any:
         if tag in (b"t", b"l"):
@@ -543,8 +620,8 @@ class _Decoder:
             raw = self.value()
             try:
                 return cls(raw)
-            except ValueError:
-                raise self.fail(f"{raw!r} is not a {name}") from None
+            except Exception:  # noqa: BLE001 - ValueError, or TypeError for unhashable values
+                raise self.fail(f"{_shown(raw)} is not a {name}") from None
         if not dataclasses.is_dataclass(cls):
             raise self.fail(f"{name} is not a dataclass")
         count = self.u32()
@@ -554,7 +631,7 @@ class _Decoder:
         for _ in range(count):
             field = self.value()
             if field not in allowed or field in kwargs:
-                raise self.fail(f"{name} has no field {field!r} (or it is repeated)")
+                raise self.fail(f"{name} has no field {_shown(field)} (or it is repeated)")
             kwargs[field] = self.value()
         hints = _field_hints(cls)
         for field, value in kwargs.items():
@@ -565,7 +642,7 @@ class _Decoder:
             # The class's own checks (__post_init__) run: a bad value is refused here.
             return cls(**kwargs)
         except Exception as exc:  # noqa: BLE001 - whatever a check raises on hostile values
-            raise self.fail(f"{name} refused its fields: {exc}") from None
+            raise self.fail(f"{name} refused its fields: {_shown_error(exc)}") from None
 
     def check_count(self, count: int) -> None:
         # Every item takes at least one byte: refuse counts the rest cannot hold.
@@ -576,7 +653,7 @@ class _Decoder:
     def encrypted_vector(self) -> EncryptedVector:
         if bytes(self.take(1)) != b"i":
             raise self.fail("an EncryptedVector's modulus is not an int")
-        n = int.from_bytes(self.take(self.u32()), "big", signed=True)
+        n = self.integer()
         if n < 3 or n % 2 == 0 or n.bit_length() > MAX_MODULUS_BITS:
             raise self.fail(f"an EncryptedVector's modulus is not an odd number of 2 to "
                             f"{MAX_MODULUS_BITS} bits")

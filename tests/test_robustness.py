@@ -481,3 +481,37 @@ def test_a_listen_address_with_an_invalid_port_is_refused(tmp_path, listen):
                     'B = "127.0.0.1:5002"\n')
     with pytest.raises(ConfigFileError, match="listen must be host:port with a port from 1"):
         load_party_config(path)
+
+
+def test_a_port_already_in_use_is_one_line(tmp_path, capsys):
+    import socket
+
+    from three_parties import write_configs, write_diabetes_csvs
+
+    configs = write_configs(tmp_path, write_diabetes_csvs(tmp_path), None,
+                            TrainingConfig(epochs=1), connect_timeout=1.0)
+    text = configs["A1"].read_text()
+    listen = next(line.split('"')[1] for line in text.splitlines()
+                  if line.startswith("listen"))
+    host, port = listen.rsplit(":", 1)
+    with socket.socket() as busy:
+        busy.bind((host, int(port)))
+        busy.listen()
+        capsys.readouterr()
+        assert main(["party", "--config", str(configs["A1"]), "--quiet"]) == 2
+    line = one_error_line(capsys)
+    assert f"cannot listen on {listen}" in line and "party A1" in line
+
+
+def test_a_party_never_overwrites_an_earlier_result_without_force(tmp_path, capsys):
+    from three_parties import write_configs, write_diabetes_csvs
+
+    configs = write_configs(tmp_path, write_diabetes_csvs(tmp_path), None,
+                            TrainingConfig(epochs=1), connect_timeout=1.0)
+    out = tmp_path / "output" / "A1"
+    out.mkdir(parents=True)
+    (out / "model_A1.json").write_text("an earlier run's model\n")
+    capsys.readouterr()
+    assert main(["party", "--config", str(configs["A1"]), "--quiet"]) == 2
+    assert "already exists" in one_error_line(capsys)
+    assert (out / "model_A1.json").read_text() == "an earlier run's model\n"

@@ -12,6 +12,7 @@ and end with what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "AddressInUseError",
     "AuditKeyError",
     "AuditLogError",
     "BatchTooSmallError",
@@ -249,6 +250,10 @@ class RecordMismatchError(AuditLogError):
 class WireFormatError(ProtocolError, ValueError):
     """Received bytes are not a well-formed envelope: truncated, corrupted, or
     naming a type that may not be decoded."""
+
+
+class AddressInUseError(VFLError, OSError):
+    """A party cannot listen on its configured address (in use, or not this machine's)."""
 
 
 class PeerUnreachableError(ProtocolError, ConnectionError):

@@ -15,6 +15,8 @@ import sys
 import time
 import warnings
 
+from vfl.cli.common import add_force_option, check_outputs, dumps, write_outputs
+
 __all__ = ["register", "run", "run_party"]
 
 _EPILOG = """\
@@ -91,6 +93,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", required=True, metavar="TOML",
                         help="this party's configuration file")
     parser.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    add_force_option(parser, "this party's result files in its output folder")
     parser.set_defaults(run=run)
 
 
@@ -107,13 +110,13 @@ def run(args: argparse.Namespace) -> int:
     # peers are told at once instead of waiting for their timeout.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        run_party(config, quiet=args.quiet)
+        run_party(config, quiet=args.quiet, force=args.force)
     finally:
         root.removeHandler(handler)
     return 0
 
 
-def run_party(config, *, quiet: bool = False, capture=None) -> object:
+def run_party(config, *, quiet: bool = False, capture=None, force: bool = False) -> object:
     """Run the party a :class:`~vfl.party_config.PartyConfig` describes; return it.
 
     Parameters
@@ -123,6 +126,8 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
         Print only warnings and errors.
     capture : callable, optional
         The transport's capture hook (see :class:`vfl.net.GrpcEndpoint`).
+    force : bool
+        Replace result files an earlier run left in the output folder.
     """
     from parties.audit_exchange import agree_auditing, exchange_record, open_audit
     from vfl.errors import PeerAbortedError
@@ -139,8 +144,10 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
         party = _build_party(config, quiet)
         store = CheckpointStore(config.checkpoints, party=config.name, run_id=config.run_id,
                                 state_type=party.state_type)
-        # Before any training work: a bad key or a damaged log copy stops here.
+        # Before any training work: a bad key, a damaged log copy or an earlier
+        # run's result files stop here.
         audit = open_audit(config)
+        check_outputs(str(config.output), _result_names(config), _inputs(config), force=force)
     except BaseException as exc:
         _stop_at_start(endpoint, config, exc)
         raise
@@ -177,7 +184,7 @@ def run_party(config, *, quiet: bool = False, capture=None) -> object:
     finally:
         endpoint.close()
     elapsed = time.perf_counter() - started
-    written = _write_result(config, party, traffic)
+    written = _write_result(config, party, traffic, force=force)
     if record is not None:
         say(f"audit record {record.index} appended to {config.audit_log} "
             f"(hash {record.hash[:16]}...)")
@@ -273,20 +280,27 @@ def _run_role(config, party, endpoint, store) -> None:
                            checkpoints=store)
 
 
-def _write_result(config, party, traffic: list[dict]) -> str:
-    """Write the party's result atomically into its output folder; return the file."""
-    from vfl.cli.common import dumps, write_outputs
+def _result_names(config) -> list[str]:
+    """The files this party writes into its output folder."""
+    main = (f"losses_{config.name}.json" if config.role == "coordinator"
+            else f"model_{config.name}.json")
+    extra = [f"history_{config.name}.json"] if config.role == "label_holder" else []
+    return [main, *extra, f"traffic_{config.name}.json"]
 
+
+def _inputs(config) -> dict[str, str]:
+    return {} if config.data_file is None else {config.name: str(config.data_file)}
+
+
+def _write_result(config, party, traffic: list[dict], *, force: bool = False) -> str:
+    """Write the party's result atomically into its output folder; return the file."""
+    name = _result_names(config)[0]
     if config.role == "coordinator":
         # C learns the losses anyway (it decrypts them); nothing else to keep.
-        name = f"losses_{config.name}.json"
         text = dumps({"run_id": config.run_id, "losses": party.losses_,
                       "validation_losses": party.validation_losses_})
-        inputs = []
     else:
-        name = f"model_{config.name}.json"
         text = party.model_.to_json()
-        inputs = [str(config.data_file)]
     files = {name: text}
     if config.role == "label_holder":
         files[f"history_{config.name}.json"] = dumps({
@@ -295,5 +309,5 @@ def _write_result(config, party, traffic: list[dict]) -> str:
     # Frame bytes this party sent to each peer, cumulated at each epoch's end
     # (since this process started): for operators and benchmarks.
     files[f"traffic_{config.name}.json"] = dumps({"run_id": config.run_id, "epochs": traffic})
-    write_outputs(str(config.output), files, inputs)
+    write_outputs(str(config.output), files, _inputs(config), force=force)
     return str(config.output / name)

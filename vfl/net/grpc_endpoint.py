@@ -47,6 +47,7 @@ from typing import Any, cast
 import grpc
 
 from vfl.errors import (
+    AddressInUseError,
     ChannelTimeoutError,
     PeerAbortedError,
     PeerAuthenticationError,
@@ -362,8 +363,10 @@ class GrpcEndpoint(Endpoint):
         except RuntimeError:
             port = 0
         if not port:
-            raise OSError(f"party {name} cannot listen on {listen}: the address is in use or "
-                          "not an address of this machine")
+            raise AddressInUseError(
+                f"cannot listen on {listen}: the address is in use (another party or run on "
+                "this machine?) or not an address of this machine; stop the other process or "
+                "choose another listen address", party=name)
         host = listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
         self._server.start()

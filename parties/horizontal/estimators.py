@@ -13,7 +13,6 @@ each organisation runs only its own party and sees only its own part.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -22,18 +21,18 @@ import pandas as pd
 from parties.horizontal.config import HorizontalConfig
 from parties.horizontal.federation import HorizontalClient, HorizontalFederation
 from parties.horizontal.models import predict_scores
+from parties.params import ConfigEstimator
 from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS
 
 __all__ = ["FederatedAveraging"]
 
-_TRAINING = [f.name for f in fields(HorizontalConfig)]
 _RUNTIME: dict[str, Any] = {"key_bits": DEFAULT_KEY_BITS, "insecure_key": False,
                             "backend": DEFAULT_BACKEND, "classes": None,
                             "round_timeout": 600.0, "record": False,
                             "checkpoint_dir": None, "run_id": "horizontal"}
 
 
-class FederatedAveraging:
+class FederatedAveraging(ConfigEstimator):
     """FedSGD, FedAvg or FedProx with Paillier-encrypted, packed aggregation.
 
     Parameters
@@ -60,6 +59,9 @@ class FederatedAveraging:
     federation_ : HorizontalFederation
     """
 
+    _config_type = HorizontalConfig
+    _runtime = _RUNTIME
+
     # Set in __init__ from the keywords (with every other option).
     model: str
     key_bits: int
@@ -71,25 +73,10 @@ class FederatedAveraging:
     checkpoint_dir: str | None
     run_id: str
 
-    def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(_TRAINING) - set(_RUNTIME)
-        if unknown:
-            raise TypeError(f"FederatedAveraging got unknown parameter(s) "
-                            f"{', '.join(sorted(unknown))}; the options are "
-                            f"{', '.join([*_TRAINING, *_RUNTIME])}")
-        defaults = {f.name: f.default for f in fields(HorizontalConfig)}
-        for name in _TRAINING:
-            setattr(self, name, params.get(name, defaults[name]))
-        for name, default in _RUNTIME.items():
-            setattr(self, name, params.get(name, default))
-        self.config  # noqa: B018 - validate now, not at fit time
-
     @property
     def config(self) -> HorizontalConfig:
-        return HorizontalConfig(**{name: getattr(self, name) for name in _TRAINING})
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (*_TRAINING, *_RUNTIME)}
+        config: HorizontalConfig = super().config
+        return config
 
     def fit(self, clients: Sequence[HorizontalClient]) -> FederatedAveraging:
         """Train on the clients' rows through the encrypted protocol; returns self."""

@@ -10,11 +10,11 @@ runs only its own party.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import pandas as pd
 
+from parties.params import ConfigEstimator
 from parties.transfer.config import TransferConfig
 from parties.transfer.federation import run_transfer
 from parties.transfer.source import TransferSource
@@ -24,11 +24,10 @@ from vfl.psi import DEFAULT_ALIGNMENT
 
 __all__ = ["FederatedTransferLearning"]
 
-_CONFIG = [f.name for f in fields(TransferConfig)]
 _RUNTIME = {"alignment": DEFAULT_ALIGNMENT, "timeout": DEFAULT_TIMEOUT_S, "parallel": True}
 
 
-class FederatedTransferLearning:
+class FederatedTransferLearning(ConfigEstimator):
     """Train a target's network with a labelled source's help (``docs/transfer.md``).
 
     Parameters
@@ -49,34 +48,22 @@ class FederatedTransferLearning:
     source_, target_ : the parties of the last fit
     """
 
+    _config_type = TransferConfig
+    _runtime = _RUNTIME
+
     alignment: str
     timeout: float
     parallel: bool
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(_CONFIG) - set(_RUNTIME)
-        if unknown:
-            raise TypeError(f"FederatedTransferLearning got unknown parameter(s) "
-                            f"{', '.join(sorted(unknown))}; parameters are "
-                            f"{', '.join([*_CONFIG, *_RUNTIME])}")
-        defaults = {f.name: f.default for f in fields(TransferConfig)}
-        for name in _CONFIG:
-            setattr(self, name, params.get(name, defaults[name]))
-        for name, default in _RUNTIME.items():
-            setattr(self, name, params.get(name, default))
-        self.config  # noqa: B018 - validate now, not at fit time
+        super().__init__(**params)
         self.source_: TransferSource | None = None
         self.target_: TransferTarget | None = None
 
     @property
     def config(self) -> TransferConfig:
-        return TransferConfig(**{name: getattr(self, name) for name in _CONFIG})
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (*_CONFIG, *_RUNTIME)}
-
-    def __repr__(self) -> str:
-        return f"FederatedTransferLearning(hidden={self.config.hidden}, mode={self.config.mode!r})"
+        config: TransferConfig = super().config
+        return config
 
     def fit(self, source: TransferSource, target: TransferTarget) -> FederatedTransferLearning:
         """Align the rows privately and train both networks; returns self."""

@@ -16,12 +16,12 @@ every role. In a real deployment each organisation runs only its own party.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from parties.params import ConfigEstimator
 from parties.vertical.coordinator import Coordinator
 from parties.vertical.data_party import DataParty
 from parties.vertical.feature_holder import FeatureHolder
@@ -35,36 +35,31 @@ __all__ = ["VerticalLinearRegression", "VerticalLogisticRegression"]
 # The keywords: the training options (the class gives `model`), the run
 # settings the estimator surface carries, with RunConfig's defaults, and
 # `progress`, which is about this notebook, not the run.
-_TRAINING = [f.name for f in fields(TrainingConfig) if f.name != "model"]
 _SETTINGS = {f.name: f.default for f in run_settings("estimator") if f.name != "training"}
 _RUNTIME = {**_SETTINGS, "progress": False}
 
 
-class _VerticalEstimator:
+class _VerticalEstimator(ConfigEstimator):
     """Shared machinery; use :class:`VerticalLinearRegression` or
     :class:`VerticalLogisticRegression`."""
 
+    _config_type = TrainingConfig
+    _runtime = _RUNTIME
     _model: str
     progress: bool  # set in __init__, with every other keyword
 
-    def __init__(self, **params: object) -> None:
-        unknown = set(params) - set(_TRAINING) - set(_RUNTIME)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown parameter(s) "
-                            f"{', '.join(sorted(unknown))}; training parameters are "
-                            f"{', '.join(_TRAINING)}; the others are {', '.join(_RUNTIME)}")
-        defaults = {f.name: f.default for f in fields(TrainingConfig)}
-        for name in _TRAINING:
-            setattr(self, name, params.get(name, defaults[name]))
-        for name, default in _RUNTIME.items():
-            setattr(self, name, params.get(name, default))
+    @classmethod
+    def _fixed(cls) -> dict[str, Any]:
+        return {"model": cls._model}
+
+    def _check(self) -> None:
         self.run_config  # noqa: B018 - validate now, not at fit time
 
     @property
     def config(self) -> TrainingConfig:
         """The :class:`~vfl.training.TrainingConfig` every party receives."""
-        return TrainingConfig(model=self._model,
-                              **{name: getattr(self, name) for name in _TRAINING})
+        config: TrainingConfig = super().config
+        return config
 
     @property
     def run_config(self) -> RunConfig:
@@ -73,22 +68,6 @@ class _VerticalEstimator:
         ``timeout``)."""
         return RunConfig(training=self.config,
                          **{name: getattr(self, name) for name in _SETTINGS})
-
-    def get_params(self, deep: bool = True) -> dict[str, object]:
-        """Constructor parameters (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in (*_TRAINING, *_RUNTIME)}
-
-    def set_params(self, **params: object) -> _VerticalEstimator:
-        """Change constructor parameters (validated at once)."""
-        merged = {**self.get_params(), **params}
-        type(self).__init__(self, **merged)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = {**{f.name: f.default for f in fields(TrainingConfig)}, **_RUNTIME}
-        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
-                            if v != defaults[k])
-        return f"{type(self).__name__}({changed})"
 
     # --- fitting ----------------------------------------------------------------
 

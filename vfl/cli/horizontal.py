@@ -13,29 +13,16 @@ import sys
 from typing import Any
 
 from vfl.cli.common import add_force_option, check_outputs, write_outputs
-from vfl.cli.options import add_run_option
+from vfl.cli.options import add_run_option, batch_size
 
-__all__ = ["ALGORITHMS", "DEFAULTS", "MODELS", "MODEL_FORMAT", "SERVER_OPTIMIZERS", "register",
-           "run"]
+__all__ = ["ALGORITHMS", "DEFAULTS", "MODELS", "MODEL_FORMAT", "SERVER_OPTIMIZERS",
+           "model_document", "register", "run"]
 
 #: Format tag of the model file.
 MODEL_FORMAT = "vfl-horizontal-model/1"
 
 REPORT_FILE = "report.json"
 MODEL_FILE = "model.json"
-
-
-def _batch_size(text: str) -> int | None:
-    if text == "full":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer or 'full', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"batch size must be positive, got {value}")
-    return value
 
 
 #: Choices and defaults of the training options, written out so that building the ``vfl``
@@ -79,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     group.add_argument("--rounds", type=int, default=defaults.rounds)
     group.add_argument("--local-epochs", type=int, default=defaults.local_epochs,
                        help="local passes over a client's rows per round (E)")
-    group.add_argument("--batch-size", type=_batch_size, default=defaults.batch_size,
+    group.add_argument("--batch-size", type=batch_size, default=defaults.batch_size,
                        metavar="B|full", help="rows per local step (B), or 'full'")
     group.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     group.add_argument("--mu", type=float, default=defaults.mu,
@@ -152,14 +139,31 @@ def _listed(values: Any) -> Any:
 
 
 def _model_file(model: Any) -> dict[str, Any]:
+    return model_document(model.model, model.feature_names_in_, model.classes_, model.coef_,
+                          model.intercept_)
+
+
+def model_document(model: str, features: Any, classes: Any, coef: Any,
+                   intercept: Any) -> dict[str, Any]:
+    """The model file's contents (also written by a networked server, ``vfl party``).
+
+    Parameters
+    ----------
+    model : {"linear", "logistic", "softmax"}
+    features : list of str
+    classes : array-like
+        Softmax classes (ignored for the other models).
+    coef : array-like
+        Raw-unit weights: ``(d,)``, or ``(d, classes)`` for softmax.
+    intercept : float or array-like
+    """
     import numpy as np
 
-    return {"format": MODEL_FORMAT, "model": model.model, "features": model.feature_names_in_,
-            "classes": _listed(model.classes_) if model.model == "softmax" else None,
-            "weights": _listed(np.transpose(model.coef_) if model.model == "softmax"
-                               else model.coef_),
-            "intercept": _listed(model.intercept_) if model.model == "softmax"
-            else float(model.intercept_)}
+    softmax = model == "softmax"
+    return {"format": MODEL_FORMAT, "model": model, "features": list(features),
+            "classes": _listed(classes) if softmax else None,
+            "weights": _listed(np.transpose(coef) if softmax else coef),
+            "intercept": _listed(intercept) if softmax else float(intercept)}
 
 
 def _metrics(model: Any, clients: list[Any]) -> dict[str, float]:

@@ -23,6 +23,7 @@ __all__ = [
     "add_run_option",
     "add_run_options",
     "add_training_options",
+    "batch_size",
     "config_from_args",
     "run_config_from_args",
 ]
@@ -58,7 +59,8 @@ class _Refused(argparse.Action):
         parser.error(self.message)
 
 
-def _batch_size(text: str) -> int | None:
+def batch_size(text: str) -> int | None:
+    """argparse type of a batch size: a positive integer, or 'full' (None)."""
     if text == "full":
         return None
     try:
@@ -77,7 +79,7 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
                       "log-loss (labels 0/1 or -1/+1)"),
     "epochs": (int, "maximum number of passes over the training rows"),
     "learning_rate": (float, "base step size (see --schedule)"),
-    "batch_size": (_batch_size, "rows per mini-batch, or 'full' (None = full batch)"),
+    "batch_size": (batch_size, "rows per mini-batch, or 'full' (None = full batch)"),
     "optimizer": (OPTIMIZERS, "update rule every party applies to its own weights"),
     "momentum": (float, "momentum coefficient (--optimizer momentum)"),
     "nesterov": (bool, "Nesterov momentum (--optimizer momentum)"),

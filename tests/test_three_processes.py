@@ -198,6 +198,11 @@ def test_checkpoints_of_other_settings_are_refused_not_used(tmp_path, data, cert
     config = TrainingConfig(epochs=2, learning_rate=0.1, batch_size=100)
     codes = wait_all(start(write_configs(tmp_path, data, certs, config)), timeout=120)
     assert codes == {"C": 0, "B": 0, "A1": 0}
+    # The first run's result files would be refused at start-up (no --force);
+    # its checkpoints stay, and they are what this test is about.
+    for name in ("A1", "B", "C"):
+        for result in (tmp_path / "output" / name).glob("*_*.json"):
+            result.unlink()
     changed = TrainingConfig(epochs=2, learning_rate=0.2, batch_size=100)
     running = start(write_configs(tmp_path, data, certs, changed, timeout=10), attempt=1)
     codes = wait_all(running, timeout=60)

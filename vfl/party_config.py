@@ -7,6 +7,13 @@ of configurations, certificates and data can be moved as a whole. The layout
 is documented in ``docs/network.md`` and shown by the example configurations
 in ``examples/three-parties``.
 
+Three protocol families share the format: vertical (``coordinator``,
+``label_holder``, ``feature_holder``), horizontal (``client``, ``server``,
+``key_holder``) and transfer (``source``, ``target``). The role names the
+family; ``[federation] kind`` may state it too (then it must agree). The
+horizontal options are the ``[horizontal]`` table (HorizontalConfig's
+fields), the transfer options the ``[transfer]`` table (TransferConfig's).
+
 The run settings (key size and engine, alignment, timeouts, TLS opt-out, the
 ``[training]`` table) are :class:`~vfl.runtime.config.RunConfig`'s fields:
 their keys, tables, old names and defaults come from its field metadata, not
@@ -20,23 +27,81 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # the same parser, as a package before Python 3.11
     import tomli as tomllib
 
-from vfl.errors import ConfigError, ConfigFileError
+from vfl.errors import ConfigError, ConfigFileError, InsecureKeyError
 from vfl.runtime.config import RunConfig, run_settings, setting_of, setting_problem
 from vfl.training import TrainingConfig
 
-__all__ = ["ROLES", "PartyConfig", "load_party_config", "run_settings_toml"]
+if TYPE_CHECKING:  # imported where used: the vertical roles never load these families
+    from parties.horizontal.config import HorizontalConfig
+    from parties.transfer.config import TransferConfig
 
-ROLES = ("coordinator", "label_holder", "feature_holder")
+__all__ = ["KINDS", "ROLES", "HorizontalSpec", "PartyConfig", "TransferSpec",
+           "load_party_config", "run_settings_toml"]
+
+#: The roles of each protocol family (``[federation] kind``).
+KINDS: dict[str, tuple[str, ...]] = {
+    "vertical": ("coordinator", "label_holder", "feature_holder"),
+    "horizontal": ("client", "server", "key_holder"),
+    "transfer": ("source", "target"),
+}
+ROLES = tuple(role for roles in KINDS.values() for role in roles)
+_KIND_OF_ROLE = {role: kind for kind, roles in KINDS.items() for role in roles}
 #: The table of run settings only the coordinator's file has (key size and engine).
 _COORDINATOR_TABLE = "keys"
 _TRAINING_FIELDS = {f.name: f for f in fields(TrainingConfig)}
+
+
+@dataclass(frozen=True)
+class HorizontalSpec:
+    """The ``[federation]`` and ``[horizontal]`` tables of a horizontal party.
+
+    Attributes
+    ----------
+    server, key_holder : str
+    clients : tuple of str
+        Every client, in the order every party must use (it fixes each
+        client's sampling seed).
+    features : tuple of str
+        The columns every client holds, in model order.
+    classes : tuple of float
+        Softmax classes (empty for the other models).
+    round_timeout : float
+        Seconds the server waits for a sampled client's update.
+    config : HorizontalConfig
+    """
+
+    server: str
+    key_holder: str
+    clients: tuple[str, ...]
+    features: tuple[str, ...]
+    classes: tuple[float, ...]
+    round_timeout: float
+    config: HorizontalConfig
+
+    def peers_of(self, name: str) -> set[str]:
+        """Who `name` talks to: clients only to S and C (never to each other)."""
+        if name in self.clients:
+            return {self.server, self.key_holder}
+        return {self.server, self.key_holder, *self.clients} - {name}
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """The ``[federation]`` and ``[transfer]`` tables of a transfer party."""
+
+    source: str
+    target: str
+    config: TransferConfig
+
+    def peers_of(self, name: str) -> set[str]:
+        return {self.source, self.target} - {name}
 
 
 @dataclass(frozen=True)
@@ -47,7 +112,8 @@ class PartyConfig:
     ----------
     source : Path
         The configuration file, for messages.
-    role : {"coordinator", "label_holder", "feature_holder"}
+    role : str
+        One of :data:`ROLES`.
     name : str
         This party's name (its certificate's name).
     run_id : str
@@ -63,7 +129,8 @@ class PartyConfig:
         ``run.insecure_transport``.
     label_holder, coordinator : str
     feature_holders : tuple of str
-        The feature holders' names, in the order every party must use.
+        The feature holders' names, in the order every party must use
+        (vertical runs; empty strings and an empty tuple in the others).
     run : RunConfig
         The run settings: key size and engine (the coordinator's ``[keys]``;
         defaults at the data parties), alignment, timeouts, the TLS opt-out
@@ -77,7 +144,9 @@ class PartyConfig:
     checkpoints : Path
         Folder of this party's checkpoints.
     data_file, id_column, label_column, features
-        The data party's CSV file and columns (None at the coordinator).
+        The data party's CSV file and columns (None at the coordinator, the
+        horizontal server and key holder; a horizontal client has no ID
+        column, and its features are ``horizontal.features``).
     seed : int or None
         Seed of this party's secret randomness (initial weights, batch
         order); None draws it from the OS.
@@ -85,6 +154,12 @@ class PartyConfig:
         From the ``[audit]`` table: this party's own copy of the signed audit
         log and its Ed25519 signing key (``vfl audit keygen``). None: the run
         is not audited (then no party may audit it).
+    kind : {"vertical", "horizontal", "transfer"}
+        The protocol family (follows from the role).
+    horizontal : HorizontalSpec or None
+        A horizontal party's federation and options.
+    transfer : TransferSpec or None
+        A transfer party's federation and options.
     """
 
     source: Path
@@ -107,10 +182,22 @@ class PartyConfig:
     seed: int | None = None
     audit_log: Path | None = None
     audit_key: Path | None = None
+    kind: str = "vertical"
+    horizontal: HorizontalSpec | None = None
+    transfer: TransferSpec | None = None
 
     @property
     def is_data_party(self) -> bool:
-        return self.role != "coordinator"
+        return self.role not in ("coordinator", "server", "key_holder")
+
+    @property
+    def epochs(self) -> int:
+        """Epochs (rounds) of the run, whatever its family."""
+        if self.horizontal is not None:
+            return self.horizontal.config.rounds
+        if self.transfer is not None:
+            return self.transfer.config.epochs
+        return self.run.training.epochs
 
     # The run settings one by one, as the code that runs a party reads them.
 
@@ -236,6 +323,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     path = Path(path)
     top = _Reader(_read_toml(path), "", path, None)
     name, role = _name_and_role(top)
+    kind = _KIND_OF_ROLE[role]
     run_id = top.take("run_id", str, what="the same run id at every party")
     listen = _address(top, "listen", "host:port this party listens on")
     # The run settings, field by field from RunConfig; `written` keeps the key
@@ -252,18 +340,42 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     insecure = settings.get("insecure_transport", defaults.insecure_transport)
     output = top.take_path("output", what="folder for this party's result")
     checkpoints = top.take_path("checkpoints", str(output / "checkpoints"))
-    seed = top.take("seed", int, None)
-    label_holder, coordinator, feature_holders = _federation(top, name, role, settings,
-                                                             written)
-    everyone = [coordinator, label_holder, *feature_holders]
-    needed = ({label_holder, coordinator} if role == "feature_holder"
-              else set(everyone) - {name})
+    family: dict[str, Any] = {}
+    if kind == "vertical":
+        seed = top.take("seed", int, None)
+        label_holder, coordinator, feature_holders = _federation(top, name, role, settings,
+                                                                 written)
+        everyone = [coordinator, label_holder, *feature_holders]
+        needed = ({label_holder, coordinator} if role == "feature_holder"
+                  else set(everyone) - {name})
+    else:
+        # Horizontal and transfer runs: none of the vertical names.
+        label_holder, coordinator, feature_holders = "", "", ()
+        for table, reason in (("training", f"is for vertical runs; a {kind} run's options are "
+                                           f"the [{kind}] table"),
+                              ("audit", f"is for vertical runs only: the signed audit record "
+                                        f"of a {kind} run is not implemented yet; remove "
+                                        "[audit]")):
+            top.forbid(table, reason)
+        if kind == "horizontal":
+            # The sampling and batch-order seed is the shared [horizontal] seed.
+            top.forbid("seed", "is not used by a horizontal party: the run's seed is "
+                               "[horizontal] seed, the same at every party")
+            seed = None
+            spec: HorizontalSpec | TransferSpec = _horizontal(top, name, role)
+            family["horizontal"] = spec
+        else:
+            seed = top.take("seed", int, None)
+            spec = _transfer(top, name, role, settings, written)
+            family["transfer"] = spec
+        needed = spec.peers_of(name)
     peers_table = top.table_of("peers")
     peers = {peer: _address(peers_table, peer, f"host:port of {peer}")
              for peer in sorted(needed)}
     peers_table.finish()
     tls = _tls(top, name, insecure, written)
-    training = _training_config(top.table_of("training", required=False), path, name)
+    training = (_training_config(top.table_of("training", required=False), path, name)
+                if kind == "vertical" else TrainingConfig())
     values = {**_audit_files(top, name), **_data_or_keys(top, role, settings, written)}
     top.finish()
     try:
@@ -274,7 +386,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         source=path, role=role, name=name, run_id=run_id, listen=listen, peers=peers,
         tls=tls, label_holder=label_holder, coordinator=coordinator,
         feature_holders=feature_holders, run=run, output=output, checkpoints=checkpoints,
-        seed=seed, **values)
+        seed=seed, kind=kind, **family, **values)
 
 
 def _address(reader: _Reader, key: str, what: str) -> str:
@@ -316,25 +428,96 @@ def _name_and_role(top: _Reader) -> tuple[str, str]:
 def _federation(top: _Reader, name: str, role: str, settings: dict[str, Any],
                 written: dict[str, str]) -> tuple[str, str, tuple[str, ...]]:
     """The [federation] table: every party's name (this one's among them) and its settings."""
-    federation = top.table_of("federation")
-    assert federation is not None
+    federation = _federation_table(top, "vertical", role)
     label_holder = federation.take("label_holder", str, "B")
     coordinator = federation.take("coordinator", str, "C")
     feature_holders = tuple(federation.strings("feature_holders", ...) or ())
     _take_run_settings(federation, "federation", settings, written)
     federation.finish()
-    everyone = [coordinator, label_holder, *feature_holders]
+    _names_of(top, name, role, {"coordinator": coordinator, "label_holder": label_holder},
+              {"feature_holders": feature_holders})
+    return label_holder, coordinator, feature_holders
+
+
+def _federation_table(top: _Reader, kind: str, role: str) -> _Reader:
+    """The [federation] table, its optional ``kind`` checked against the role's family."""
+    federation = top.table_of("federation")
+    stated = federation.take("kind", str, kind, f"one of {', '.join(KINDS)}")
+    if stated not in KINDS:
+        raise federation.fail("kind", f"must be one of {', '.join(KINDS)}, got {stated!r}")
+    if stated != kind:
+        raise federation.fail("kind", f"is {stated!r} but role {role!r} is a {kind} role (the "
+                                      f"{stated} roles are {', '.join(KINDS[stated])})")
+    return federation
+
+
+def _names_of(top: _Reader, name: str, role: str,
+              names: dict[str, str], groups: dict[str, tuple[str, ...]]) -> None:
+    """Every party's name distinct, and this party's name where its role says."""
+    everyone = [*names.values(), *(n for group in groups.values() for n in group)]
     if len(set(everyone)) != len(everyone):
         raise ConfigFileError(f"{top.path}: [federation] names {everyone}: every "
                               "party needs its own name", party=name)
-    own = {"coordinator": coordinator, "label_holder": label_holder}.get(role)
-    if (own is not None and own != name) or (role == "feature_holder"
-                                             and name not in feature_holders):
-        where = ("federation.feature_holders" if role == "feature_holder"
-                 else f"federation.{role}")
+    own = names.get(role)
+    if own is not None and own != name:
         raise ConfigFileError(f"{top.path}: this party is {name!r} ({role}) but "
-                              f"{where} does not name it", party=name)
-    return label_holder, coordinator, feature_holders
+                              f"federation.{role} does not name it", party=name)
+    for key, group in groups.items():
+        if key == role + "s" and name not in group:
+            raise ConfigFileError(f"{top.path}: this party is {name!r} ({role}) but "
+                                  f"federation.{key} does not name it", party=name)
+
+
+def _horizontal(top: _Reader, name: str, role: str) -> HorizontalSpec:
+    """[federation] (the parties, columns, classes) and [horizontal] (the options)."""
+    from parties.horizontal.config import HorizontalConfig
+
+    federation = _federation_table(top, "horizontal", role)
+    server = federation.take("server", str, "S")
+    key_holder = federation.take("key_holder", str, "C")
+    clients = tuple(federation.strings("clients") or ())
+    features = tuple(federation.strings("features") or ())
+    classes = federation.take("classes", list, None)
+    if classes is not None and (len(classes) < 2 or not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes)):
+        raise federation.fail("classes", f"must be a list of two or more numbers, got "
+                                         f"{classes!r}")
+    round_timeout = federation.take("round_timeout", float, 600.0)
+    if not round_timeout > 0:
+        raise federation.fail("round_timeout", f"must be > 0, got {round_timeout}")
+    federation.forbid("alignment", "is for vertical and transfer runs: horizontal clients "
+                                   "hold different rows of the same columns, nothing is "
+                                   "aligned")
+    federation.finish()
+    if len(clients) < 2:
+        raise federation.fail("clients", f"must name two or more clients, got {list(clients)}")
+    _names_of(top, name, role, {"server": server, "key_holder": key_holder},
+              {"clients": clients})
+    config = _options_table(top.table_of("horizontal", required=False), HorizontalConfig,
+                            top.path, name)
+    if config.model == "softmax" and classes is None:
+        raise federation.fail("classes", "is missing: a softmax model needs the classes, the "
+                                         "same list at every party")
+    return HorizontalSpec(
+        server=server, key_holder=key_holder, clients=clients, features=features,
+        classes=tuple(float(c) for c in classes or ()) if config.model == "softmax" else (),
+        round_timeout=round_timeout, config=config)
+
+
+def _transfer(top: _Reader, name: str, role: str, settings: dict[str, Any],
+              written: dict[str, str]) -> TransferSpec:
+    """[federation] (the two parties, the alignment) and [transfer] (the options)."""
+    from parties.transfer.config import TransferConfig
+
+    federation = _federation_table(top, "transfer", role)
+    source = federation.take("source", str, "A")
+    target = federation.take("target", str, "B")
+    _take_run_settings(federation, "federation", settings, written)  # alignment
+    federation.finish()
+    _names_of(top, name, role, {"source": source, "target": target}, {})
+    config = _options_table(top.table_of("transfer", required=False), TransferConfig,
+                            top.path, name)
+    return TransferSpec(source=source, target=target, config=config)
 
 
 def _tls(top: _Reader, name: str, insecure: bool,
@@ -376,29 +559,53 @@ def _audit_files(top: _Reader, name: str) -> dict[str, Path]:
     return values
 
 
+#: The roles that make the Paillier key pair (and may have a [keys] table).
+_KEY_ROLES = ("coordinator", "key_holder")
+#: The roles without data: no [data] table.
+_DATALESS_ROLES = ("coordinator", "server", "key_holder")
+
+
 def _data_or_keys(top: _Reader, role: str, settings: dict[str, Any],
                   written: dict[str, str]) -> dict[str, Any]:
-    """[data] at a data party (its file and columns); [keys] at the coordinator."""
-    data = top.table_of("data", required=role != "coordinator")
-    if role == "coordinator":
+    """[data] at a data party (its file and columns); [keys] at the key's maker."""
+    data = top.table_of("data", required=role not in _DATALESS_ROLES)
+    if role in _DATALESS_ROLES:
         if data is not None:
             raise ConfigFileError(f"{top.path}: [data] is for the data parties; the "
-                                  "coordinator holds no data", party=top.party)
-        keys = top.table_of(_COORDINATOR_TABLE, required=False)
-        if keys is not None:
-            _take_run_settings(keys, _COORDINATOR_TABLE, settings, written)
-            keys.finish()
-        top.forbid("seed", "is for the data parties (the coordinator's key is always fresh)")
+                                  f"{role.replace('_', ' ')} holds no data", party=top.party)
+        if role in _KEY_ROLES:
+            keys = top.table_of(_COORDINATOR_TABLE, required=False)
+            if keys is not None:
+                _take_run_settings(keys, _COORDINATOR_TABLE, settings, written)
+                keys.finish()
+        else:
+            top.forbid(_COORDINATOR_TABLE, "is the key holder's table ([keys]: key size and "
+                                           "engine)")
+        top.forbid("seed", f"is for the data parties (the {role.replace('_', ' ')}'s key is "
+                           "always fresh)")
         return {}
-    top.forbid(_COORDINATOR_TABLE, "is the coordinator's table ([keys]: key size and engine)")
+    kind = _KIND_OF_ROLE[role]
+    top.forbid(_COORDINATOR_TABLE, {
+        "vertical": "is the coordinator's table ([keys]: key size and engine)",
+        "horizontal": "is the key holder's table ([keys]: key size and engine)",
+        "transfer": "is not used by a transfer party: each party's key size and engine are "
+                    "[transfer] key_bits and backend, the same at both"}[kind])
     assert data is not None
-    values = {
-        "data_file": data.take_path("file", what="this party's CSV file"),
-        "id_column": data.take("id_column", str),
-        "label_column": data.take("label_column", str,
-                                  ... if role == "label_holder" else None,
-                                  "the label column" if role == "label_holder" else ""),
-        "features": data.strings("features", None)}
+    file = data.take_path("file", what="this party's CSV file")
+    if role == "client":
+        # The feature columns are [federation] features, the same at every party.
+        values: dict[str, Any] = {
+            "data_file": file, "label_column": data.take("label_column", str,
+                                                         what="the label column")}
+    else:
+        labelled = role in ("label_holder", "source")
+        values = {
+            "data_file": file,
+            "id_column": data.take("id_column", str),
+            "label_column": data.take("label_column", str, ... if labelled else None,
+                                      "the label column" if labelled else "")}
+        if kind == "vertical":
+            values["features"] = data.strings("features", None)
     data.finish()
     return values
 
@@ -438,13 +645,13 @@ def run_settings_toml(run: RunConfig, *, role: str) -> dict[str | None, dict[str
     """The keys that give a party of `role` the settings `run`, by table (None: top level).
 
     The inverse of what :func:`load_party_config` reads, by the canonical
-    names: the ``[keys]`` table goes to the coordinator alone, and
+    names: the ``[keys]`` table goes to the coordinator (or horizontal key holder) alone, and
     ``training`` is the ``[training]`` table (a full batch, None, left out).
     """
     tables: dict[str | None, dict[str, Any]] = {}
     for item in run_settings("toml"):
         setting = setting_of(item)
-        if setting.table == _COORDINATOR_TABLE and role != "coordinator":
+        if setting.table == _COORDINATOR_TABLE and role not in _KEY_ROLES:
             continue
         value = getattr(run, item.name)
         if isinstance(value, TrainingConfig):
@@ -455,23 +662,39 @@ def run_settings_toml(run: RunConfig, *, role: str) -> dict[str | None, dict[str
 
 def _training_config(table: _Reader | None, path: Path, party: str) -> TrainingConfig:
     """The [training] table as a TrainingConfig: its keys are TrainingConfig's fields."""
+    return _options_table(table, TrainingConfig, path, party)
+
+
+_Options = TypeVar("_Options")
+
+
+def _options_table(table: _Reader | None, options_type: type[_Options], path: Path,
+                   party: str) -> _Options:
+    """A table of a frozen options dataclass ([training], [horizontal], [transfer]).
+
+    Its keys are the dataclass's fields; ``batch_size = "full"`` is None (a
+    full batch); the dataclass checks the values, and its message is
+    prefixed with the file and the table.
+    """
     if table is None:
-        return TrainingConfig()
+        return options_type()
+    known = {f.name: f for f in fields(options_type)}  # type: ignore[arg-type]
+    what = table.prefix.rstrip(".")
     options: dict[str, Any] = {}
     for key in list(table.table):
-        if key not in _TRAINING_FIELDS:
-            raise table.fail(key, "is not a training parameter; the parameters are "
-                                  f"{', '.join(_TRAINING_FIELDS)}")
+        if key not in known:
+            raise table.fail(key, f"is not a {what} parameter; the parameters are "
+                                  f"{', '.join(known)}")
         value = table.table.pop(key)
         if key == "batch_size" and value == "full":
             value = None
-        default = _TRAINING_FIELDS[key].default
+        default = known[key].default
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if isinstance(default, bool) and not isinstance(value, bool):
             raise table.fail(key, f"must be true or false, got {value!r}")
         options[key] = value
     try:
-        return TrainingConfig(**options)
-    except ConfigError as exc:
-        raise ConfigFileError(f"{path}: [training]: {exc}", party=party) from None
+        return options_type(**options)
+    except (ConfigError, InsecureKeyError, TypeError) as exc:
+        raise ConfigFileError(f"{path}: [{what}]: {exc}", party=party) from None

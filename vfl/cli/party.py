@@ -1,4 +1,7 @@
-"""``vfl party --config party.toml``: run one party (A, B or C) on this machine.
+"""``vfl party --config party.toml``: run one party of a federation on this machine.
+
+Vertical (A, B or C), horizontal (client, server, key holder) or transfer
+(source, target): the role in the file picks the protocol.
 
 The party listens on its own address, talks to its peers over gRPC with
 mutual TLS, saves a checkpoint after every epoch and, restarted after a
@@ -73,7 +76,17 @@ With [audit], after training every party signs a record of the run (its
 dataset fingerprint and model hash, the configuration, the final losses) and
 appends it to its own copy; the copies stay identical. See docs/audit.md.
 
-Start the three parties in any order; each waits for the others (up to
+Horizontal roles (client | server | key_holder) and transfer roles (source |
+target) use the same file with their own tables: [federation] kind =
+"horizontal" with server, key_holder, clients, features (classes for softmax)
+and a [horizontal] table of HorizontalConfig fields (key holder: [keys];
+client: [data] file, label_column); or kind = "transfer" with source, target,
+alignment and a [transfer] table of TransferConfig fields ([data] file,
+id_column, label_column). No [training], no [audit] there. Results: server
+model_S.json + history_S.json, clients and key holder summary_NAME.json,
+source model + history, target model + predictions_NAME.csv.
+
+Start the parties in any order; each waits for the others (up to
 connect_timeout). If a party dies, the others stop within `timeout` with an
 error naming it; start all of them again with the same files and training
 resumes. Examples: examples/three-parties. Details: docs/network.md.
@@ -82,7 +95,8 @@ resumes. Examples: examples/three-parties. Details: docs/network.md.
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "party", help="run one party (A, B or C) of a federation over the network",
+        "party", help="run one party of a federation (vertical, horizontal or transfer) over "
+                      "the network",
         description="Run one role of the federation on this machine: listen on the "
                     "configured address, connect to the peers over gRPC with mutual TLS, "
                     "align, train, checkpoint every epoch (resuming after a crash) and "
@@ -161,14 +175,15 @@ def run_party(config, *, quiet: bool = False, capture=None, force: bool = False)
         # Peers that have finished exit normally; from here on nothing is
         # awaited from the coordinator, so its exit must not stop anyone.
         # With an audit, every party stays until the record is exchanged.
-        if (state.stopped or epoch >= config.training.epochs) and audit is None:
+        if (state.stopped or epoch >= config.epochs) and audit is None:
             watch.disarm()
 
     store.on_state = after_epoch
     record = None
     try:
         with watch:
-            agree_auditing(endpoint, config, audit)
+            if config.kind == "vertical":  # the other families refuse [audit] (not yet)
+                agree_auditing(endpoint, config, audit)
             _run_role(config, party, endpoint, store)
             if audit is not None:
                 record = exchange_record(endpoint, config, party, audit,
@@ -224,8 +239,13 @@ def _stop_at_start(endpoint, config, exc: BaseException) -> None:
 
 def _build_party(config, quiet: bool):
     """The role object the configuration names, with its data (read only)."""
-    from parties import Coordinator, FeatureHolder, LabelHolder
     from vfl.progress import EpochProgress
+
+    if config.kind == "horizontal":
+        return _build_horizontal(config)
+    if config.kind == "transfer":
+        return _build_transfer(config)
+    from parties import Coordinator, FeatureHolder, LabelHolder
 
     if config.role == "coordinator":
         return Coordinator(key_bits=config.key_bits, insecure_key=config.insecure_key,
@@ -238,6 +258,41 @@ def _build_party(config, quiet: bool):
             party.progress = EpochProgress(config.training.epochs)
         return party
     return FeatureHolder.from_csv(config.data_file, **data)
+
+
+def _build_horizontal(config):
+    """Server, key holder or client, wired as :class:`HorizontalFederation` wires them."""
+    from parties.horizontal import Client, HorizontalClient, KeyHolder, Server
+
+    spec = config.horizontal
+    if config.role == "server":
+        return Server(spec.config, spec.clients, spec.features, classes=spec.classes,
+                      key_holder=spec.key_holder, name=config.name,
+                      round_timeout=spec.round_timeout)
+    if config.role == "key_holder":
+        return KeyHolder(spec.config, spec.clients, server=spec.server,
+                         key_bits=config.key_bits, insecure_key=config.insecure_key,
+                         backend=config.backend, name=config.name)
+    # The columns are the federation's, in its order: the model's order.
+    table = HorizontalClient.from_csv(config.data_file, label_column=config.label_column,
+                                      name=config.name, feature_columns=list(spec.features))
+    return Client(config.name, table.features, table.labels, spec.config,
+                  feature_names=spec.features, clients=spec.clients, server=spec.server,
+                  key_holder=spec.key_holder)
+
+
+def _build_transfer(config):
+    """Source or target, set up for the run as :func:`run_transfer` sets them up."""
+    from parties.transfer import TransferSource, TransferTarget
+
+    spec = config.transfer
+    kind, peer = ((TransferSource, spec.target) if config.role == "source"
+                  else (TransferTarget, spec.source))
+    party = kind.from_csv(config.data_file, id_column=config.id_column,
+                          label_column=config.label_column, name=config.name,
+                          seed=config.seed)
+    party.begin_run(spec.config, peer=peer, alignment=config.alignment, parallel=True)
+    return party
 
 
 def _open_endpoint(config, capture):
@@ -267,7 +322,16 @@ def _traffic_at(endpoint, epoch: int, seconds: float) -> dict:
 
 
 def _run_role(config, party, endpoint, store) -> None:
-    if config.role == "coordinator":
+    if config.kind != "vertical":
+        from vfl.progress import EpochProgress
+        from vfl.runtime.session import Session
+
+        # The parties that learn the loss show it (unless --quiet).
+        shows = (config.role in ("server", "source")
+                 and logging.getLogger("vfl").isEnabledFor(logging.INFO))
+        Session(party, endpoint, checkpoints=store,
+                progress=EpochProgress(config.epochs) if shows else None).run()
+    elif config.role == "coordinator":
         party.run_training(endpoint, config.training, label_holder=config.label_holder,
                            feature_holders=config.feature_holders, checkpoints=store)
     elif config.role == "label_holder":
@@ -280,12 +344,23 @@ def _run_role(config, party, endpoint, store) -> None:
                            checkpoints=store)
 
 
+#: Each role's result files besides ``traffic_NAME.json``, the first its main one.
+_RESULTS = {
+    "coordinator": ("losses_{}.json",),
+    "label_holder": ("model_{}.json", "history_{}.json"),
+    "feature_holder": ("model_{}.json",),
+    "server": ("model_{}.json", "history_{}.json"),
+    "client": ("summary_{}.json",),
+    "key_holder": ("summary_{}.json",),
+    "source": ("model_{}.json", "history_{}.json"),
+    "target": ("model_{}.json", "predictions_{}.csv"),
+}
+
+
 def _result_names(config) -> list[str]:
     """The files this party writes into its output folder."""
-    main = (f"losses_{config.name}.json" if config.role == "coordinator"
-            else f"model_{config.name}.json")
-    extra = [f"history_{config.name}.json"] if config.role == "label_holder" else []
-    return [main, *extra, f"traffic_{config.name}.json"]
+    return [*(pattern.format(config.name) for pattern in _RESULTS[config.role]),
+            f"traffic_{config.name}.json"]
 
 
 def _inputs(config) -> dict[str, str]:
@@ -294,20 +369,52 @@ def _inputs(config) -> dict[str, str]:
 
 def _write_result(config, party, traffic: list[dict], *, force: bool = False) -> str:
     """Write the party's result atomically into its output folder; return the file."""
-    name = _result_names(config)[0]
-    if config.role == "coordinator":
-        # C learns the losses anyway (it decrypts them); nothing else to keep.
-        text = dumps({"run_id": config.run_id, "losses": party.losses_,
-                      "validation_losses": party.validation_losses_})
-    else:
-        text = party.model_.to_json()
-    files = {name: text}
-    if config.role == "label_holder":
-        files[f"history_{config.name}.json"] = dumps({
-            "run_id": config.run_id, "aligned_rows": party.aligned_rows_,
-            "history": party.history_})
+    names = _result_names(config)
+    files = dict(zip(names, _result_texts(config, party)))
     # Frame bytes this party sent to each peer, cumulated at each epoch's end
     # (since this process started): for operators and benchmarks.
-    files[f"traffic_{config.name}.json"] = dumps({"run_id": config.run_id, "epochs": traffic})
+    files[names[-1]] = dumps({"run_id": config.run_id, "epochs": traffic})
     write_outputs(str(config.output), files, _inputs(config), force=force)
-    return str(config.output / name)
+    return str(config.output / names[0])
+
+
+def _result_texts(config, party) -> list[str]:
+    """The texts of the role's result files, in :data:`_RESULTS`'s order.
+
+    Each party writes only what it learns anyway: S the global model and the
+    round losses, a client its own metrics, the key holder how many rounds it
+    served (it decrypts only masked sums), B its model and its own predictions.
+    """
+    role, run_id = config.role, config.run_id
+    if role == "coordinator":
+        # C learns the losses anyway (it decrypts them); nothing else to keep.
+        return [dumps({"run_id": run_id, "losses": party.losses_,
+                       "validation_losses": party.validation_losses_})]
+    if role == "label_holder":
+        return [party.model_.to_json(), dumps({
+            "run_id": run_id, "aligned_rows": party.aligned_rows_, "history": party.history_})]
+    if role == "feature_holder":
+        return [party.model_.to_json()]
+    if role == "server":
+        from dataclasses import asdict
+
+        from vfl.cli.horizontal import model_document
+
+        coef, intercept = party.raw_model()
+        softmax = config.horizontal.config.model == "softmax"
+        model = model_document(config.horizontal.config.model, party.features, party.classes,
+                               coef if softmax else coef[:, 0],
+                               intercept if softmax else intercept[0])
+        return [dumps({**model, "run_id": run_id}),
+                dumps({"run_id": run_id, "history": [asdict(record) for record
+                                                     in party.current.history]})]
+    if role == "client":
+        return [dumps({"run_id": run_id, "rows": party.rows, "rounds": party.rounds_,
+                       "rounds_joined": list(party.current.rounds_joined),
+                       "received_final_model": party.weights_ is not None})]
+    if role == "key_holder":
+        return [dumps({"run_id": run_id, "rounds": party.current.epoch})]
+    if role == "source":
+        return [party.model_json(), dumps({"run_id": run_id, "history": party.history_})]
+    frame = party.predict_proba().rename("probability").reset_index()
+    return [party.model_json(), frame.to_csv(index=False)]

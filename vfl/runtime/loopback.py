@@ -13,13 +13,18 @@ import os
 import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vfl.party_config import run_settings_toml
 from vfl.runtime.config import RunConfig
 from vfl.training import TrainingConfig
 
-__all__ = ["dump_toml", "free_loopback_ports", "write_loopback_configs"]
+if TYPE_CHECKING:
+    from parties.horizontal.config import HorizontalConfig
+    from parties.transfer.config import TransferConfig
+
+__all__ = ["dump_toml", "free_loopback_ports", "write_horizontal_loopback_configs",
+           "write_loopback_configs", "write_transfer_loopback_configs"]
 
 
 def dump_toml(document: Mapping[str, Any]) -> str:
@@ -147,4 +152,116 @@ def write_loopback_configs(folder: str | os.PathLike[str], *, run_id: str,
         path = folder / f"{name}.toml"
         path.write_text(dump_toml(document), encoding="utf-8")
         written[name] = path
+    return written
+
+
+def _document(folder: Path, *, role: str, name: str, run_id: str, ports: Mapping[str, int],
+              talks_to: Iterable[str], certs: str | os.PathLike[str] | None,
+              top: Mapping[str, Any], seed: int | None = None) -> dict[str, Any]:
+    """The keys every party's file has: role, name, addresses, output, TLS."""
+    # [training] is the vertical runs' table; the others have their own.
+    top = {key: value for key, value in top.items() if key != "training"}
+    document: dict[str, Any] = {
+        "role": role, "name": name, "run_id": run_id, "listen": f"127.0.0.1:{ports[name]}",
+        "output": str(folder / "output" / name), **top, "seed": seed,
+        "peers": {p: f"127.0.0.1:{ports[p]}" for p in sorted(talks_to)}}
+    if certs is not None:
+        document["tls"] = {"dir": str(Path(certs).resolve())}
+    return document
+
+
+def _write(folder: Path, name: str, document: Mapping[str, Any]) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(dump_toml(document), encoding="utf-8")
+    return path
+
+
+def write_horizontal_loopback_configs(
+        folder: str | os.PathLike[str], *, run_id: str, ports: Mapping[str, int],
+        clients: list[tuple[str, str | os.PathLike[str]]], label_column: str,
+        features: list[str], config: HorizontalConfig, certs: str | os.PathLike[str] | None,
+        server: str = "S", key_holder: str = "C", classes: list[float] | None = None,
+        key_bits: int | None = None, insecure_key: bool | None = None,
+        backend: str | None = None, timeout: float | None = None,
+        connect_timeout: float | None = None, round_timeout: float | None = None
+) -> dict[str, Path]:
+    """Write the configurations of a horizontal federation on this machine (127.0.0.1).
+
+    As :func:`write_loopback_configs`: ``FOLDER/NAME.toml`` per party, output
+    ``FOLDER/output/NAME``. `clients` are ``(name, CSV file)`` in the
+    federation's order; `config` is every party's ``[horizontal]`` table;
+    the key settings go to the key holder's ``[keys]``.
+
+    Returns
+    -------
+    dict of str to Path
+        Each party's configuration file.
+    """
+    given: dict[str, Any] = {"key_bits": key_bits, "insecure_key": insecure_key,
+                             "backend": backend, "timeout": timeout,
+                             "connect_timeout": connect_timeout}
+    run = RunConfig(insecure_transport=certs is None,
+                    **{name: value for name, value in given.items() if value is not None})
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [n for n, _ in clients]
+    federation = {"kind": "horizontal", "server": server, "key_holder": key_holder,
+                  "clients": names, "features": list(features), "classes": classes,
+                  "round_timeout": round_timeout}
+    written = {}
+    for name, role in [(server, "server"), (key_holder, "key_holder"),
+                       *((n, "client") for n in names)]:
+        settings = run_settings_toml(run, role=role)
+        talks_to = ({server, key_holder} if role == "client"
+                    else {server, key_holder, *names} - {name})
+        document = _document(folder, role=role, name=name, run_id=run_id, ports=ports,
+                             talks_to=talks_to, certs=certs, top=settings.pop(None, {}))
+        if role == "client":
+            document["data"] = {"file": str(Path(dict(clients)[name]).resolve()),
+                                "label_column": label_column}
+        document["federation"] = federation
+        document["horizontal"] = config.to_dict()
+        if "keys" in settings:
+            document["keys"] = settings["keys"]
+        written[name] = _write(folder, name, document)
+    return written
+
+
+def write_transfer_loopback_configs(
+        folder: str | os.PathLike[str], *, run_id: str, ports: Mapping[str, int],
+        source: tuple[str, str | os.PathLike[str]], target: tuple[str, str | os.PathLike[str]],
+        id_column: str, label_column: str, config: TransferConfig,
+        certs: str | os.PathLike[str] | None, seeds: Mapping[str, int] | None = None,
+        timeout: float | None = None, connect_timeout: float | None = None,
+        alignment: str | None = None) -> dict[str, Path]:
+    """Write the configurations of a transfer pair on this machine (127.0.0.1).
+
+    As :func:`write_loopback_configs`; `config` is both parties' ``[transfer]``
+    table (key size and engine included), `seeds` each party's ``seed``.
+
+    Returns
+    -------
+    dict of str to Path
+        Each party's configuration file.
+    """
+    given: dict[str, Any] = {"timeout": timeout, "connect_timeout": connect_timeout,
+                             "alignment": alignment}
+    run = RunConfig(insecure_transport=certs is None,
+                    **{name: value for name, value in given.items() if value is not None})
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = dict(seeds or {})
+    written = {}
+    for (name, file), role, peer in ((source, "source", target[0]),
+                                     (target, "target", source[0])):
+        settings = run_settings_toml(run, role=role)
+        document = _document(folder, role=role, name=name, run_id=run_id, ports=ports,
+                             talks_to=[peer], certs=certs, top=settings.pop(None, {}),
+                             seed=seeds.get(name))
+        document["data"] = {"file": str(Path(file).resolve()), "id_column": id_column,
+                            "label_column": label_column}
+        document["federation"] = {"kind": "transfer", "source": source[0],
+                                  "target": target[0], **settings.get("federation", {})}
+        document["transfer"] = config.to_dict()
+        written[name] = _write(folder, name, document)
     return written

@@ -2,26 +2,31 @@
 
 When the parties are separate processes (``vfl party``), each one holds its
 own copy of the log and its own signing key (the ``[audit]`` table of its
-configuration). Over the endpoint the run trained on:
+configuration). Every protocol family has a *leader* that drafts the record
+and *followers* (:func:`roles_of`): vertical, the label holder B and the
+feature holders and coordinator; horizontal, the server and the clients and
+key holder; transfer, the target and the source. Over the endpoint the run
+trained on:
 
-1. before training, each A_k and C tell B whether they audit and B answers
-   (:class:`AuditPlan`); if the settings differ, B stops every party before
-   any training, naming the parties without an ``[audit]`` table;
-2. after training, each A_k and C send B an :class:`AuditClaim`: public key,
-   A's dataset fingerprint and model-part hash (computed over its own aligned
-   rows and model part), the head hash of its log copy;
-3. B drafts the record on its own copy and sends it (:class:`AuditDraft`);
+1. before training, each follower tells the leader whether it audits and the
+   leader answers (:class:`AuditPlan`); if the settings differ, the leader
+   stops every party before any training, naming the parties without an
+   ``[audit]`` table;
+2. after training, each follower sends the leader an :class:`AuditClaim`:
+   public key, its dataset fingerprint and model hash where it has data or a
+   model (computed over its own rows and model), the head hash of its log copy;
+3. the leader drafts the record on its own copy and sends it (:class:`AuditDraft`);
 4. each party checks the draft (it follows its own copy, states its own
    fingerprint, model hash, key, session and configuration), signs it and
    sends the signature back (:class:`AuditSignature`);
-5. B appends the signed record to its copy (which checks every signature)
-   and sends it to every party (:class:`AuditRecordFinal`), which appends it
-   to its own copy (checked again against that copy).
+5. the leader appends the signed record to its copy (which checks every
+   signature) and sends it to every party (:class:`AuditRecordFinal`), which
+   appends it to its own copy (checked again against that copy).
 
 Every copy thus ends with the same record, byte for byte. Diverged copies are
 refused at step 2 or 4, before anyone signs or writes; any failure stops
 every party with an error naming the party that failed. The in-process path
-(``vfl simulate``, notebooks) is :mod:`parties.audit`.
+(``vfl simulate``, ``vfl transfer``, notebooks) is :mod:`parties.audit`.
 """
 
 from __future__ import annotations
@@ -63,7 +68,38 @@ from vfl.protocol.messages import (
     AuditSignature,
 )
 
-__all__ = ["PartyAudit", "agree_auditing", "exchange_record", "open_audit"]
+__all__ = ["PartyAudit", "agree_auditing", "exchange_record", "open_audit", "roles_of"]
+
+
+def roles_of(config) -> tuple[str, tuple[str, ...]]:
+    """``(leader, followers)`` of the configuration's protocol family.
+
+    Vertical: the label holder leads the feature holders and the coordinator;
+    horizontal: the server leads the clients and the key holder; transfer:
+    the target leads the source.
+    """
+    if config.kind == "horizontal":
+        spec = config.horizontal
+        return spec.server, (*spec.clients, spec.key_holder)
+    if config.kind == "transfer":
+        return config.transfer.target, (config.transfer.source,)
+    return config.label_holder, (*config.feature_holders, config.coordinator)
+
+
+#: Whether a claim must hold a fingerprint / a model hash: True, False, or None (optional).
+_Expect = tuple[bool | None, bool | None]
+
+
+def _expects(config, name: str) -> _Expect:
+    """What party `name`'s claim must state: (dataset fingerprint, model hash)."""
+    if config.kind == "horizontal":
+        spec = config.horizontal
+        if name in spec.clients:  # a client left out of the last rounds has no final model
+            return True, None
+        return (False, True) if name == spec.server else (False, False)
+    if config.kind == "transfer":
+        return True, True
+    return (False, False) if name == config.coordinator else (True, True)
 
 
 @dataclass(frozen=True)
@@ -107,11 +143,11 @@ def open_audit(config) -> PartyAudit | None:
 
 
 def agree_auditing(endpoint: Endpoint, config, audit: PartyAudit | None) -> None:
-    """Before training: every party tells B whether it audits; B checks and answers.
+    """Before training: every follower tells the leader whether it audits; it checks and answers.
 
-    Every party waits for B's answer, so a mismatch found by B stops every
-    party at once with B's message (a :class:`~vfl.errors.PeerAbortedError`
-    quoting it) before any training.
+    (B is the leader of :func:`roles_of`.) Every party waits for B's answer,
+    so a mismatch found by B stops every party at once with B's message (a
+    :class:`~vfl.errors.PeerAbortedError` quoting it) before any training.
 
     Raises
     ------
@@ -119,15 +155,14 @@ def agree_auditing(endpoint: Endpoint, config, audit: PartyAudit | None) -> None
         At B, naming the parties with and without an ``[audit]`` table.
     """
     enabled = audit is not None
-    b = config.label_holder
-    if config.role != "label_holder":
+    b, others = roles_of(config)
+    if config.name != b:
         endpoint.send(b, AuditPlan(enabled))
         if endpoint.receive(b, AuditPlan).enabled != enabled:  # B checked; a safeguard
             raise ConfigMismatchError(f"{b} answered that auditing is "
                                       f"{'off' if enabled else 'on'}, unlike this party",
                                       party=config.name)
         return
-    others = (*config.feature_holders, config.coordinator)
     settings = {name: endpoint.receive(name, AuditPlan).enabled for name in others}
     settings[config.name] = enabled
     if len(set(settings.values())) > 1:
@@ -151,8 +186,9 @@ def exchange_record(endpoint: Endpoint, config, party, audit: PartyAudit, *,
     endpoint : Endpoint
         The endpoint the run trained on.
     config : PartyConfig
-    party : Coordinator, LabelHolder or FeatureHolder
-        Trained (``model_`` set at the data parties).
+    party : the role object
+        Trained: a vertical Coordinator, LabelHolder or FeatureHolder; a
+        horizontal Server, Client or KeyHolder; a TransferSource or TransferTarget.
     audit : PartyAudit
     done_receiving : callable
         Called once this party awaits nothing more from its peers.
@@ -163,7 +199,7 @@ def exchange_record(endpoint: Endpoint, config, party, audit: PartyAudit, *,
         The record as appended to this party's copy.
     """
     claim = _own_claim(config, party, audit)
-    if config.role == "label_holder":
+    if config.name == roles_of(config)[0]:
         record = _lead(endpoint, config, party, audit, claim)
         done_receiving()
         return record
@@ -177,9 +213,11 @@ def _own_claim(config, party, audit: PartyAudit) -> AuditClaim:
     """What this party states: computed over its own aligned rows and model part."""
     head = audit.head()
     head_hash = head.hash if head is not None else None
-    if config.role == "coordinator":
+    if config.role in ("coordinator", "key_holder"):
         return AuditClaim(audit.public_key, None, None, head_hash,
                           {"key_bits": config.key_bits, "backend": config.backend})
+    if config.kind != "vertical":
+        return _family_claim(config, party, audit, head_hash)
     if party.model_ is None or party.aligned_ids_ is None:
         raise ProtocolError("training ended without a model part; nothing to record",
                             party=config.name)
@@ -188,8 +226,47 @@ def _own_claim(config, party, audit: PartyAudit) -> AuditClaim:
                       model_part_hash(party.model_), head_hash)
 
 
+def _family_claim(config, party, audit: PartyAudit, head_hash: str | None) -> AuditClaim:
+    """A horizontal or transfer party's claim (see :mod:`parties.audit` for the digests)."""
+    from parties.audit import (
+        client_fingerprint,
+        global_model_hash,
+        model_text_hash,
+        overlap_fingerprint,
+    )
+
+    if config.role == "server":
+        if party.weights_ is None:
+            raise ProtocolError("training ended without a global model; nothing to record",
+                                party=config.name)
+        return AuditClaim(audit.public_key, None,
+                          global_model_hash(party.features, party.weights_), head_hash)
+    if config.role == "client":
+        model = (None if party.weights_ is None
+                 else global_model_hash(party.feature_names, party.weights_))
+        return AuditClaim(audit.public_key, client_fingerprint(party), model, head_hash)
+    if party.overlap_ is None or (config.role == "target" and party.phi_ is None):
+        raise ProtocolError("training ended without a model; nothing to record",
+                            party=config.name)
+    return AuditClaim(audit.public_key, overlap_fingerprint(party),
+                      model_text_hash(party.model_json()), head_hash)
+
+
 def _record_config(config, settings: dict[str, Any]) -> dict[str, Any]:
     """The record's ``config``: training parameters, federation, C's key settings."""
+    if config.kind == "horizontal":
+        spec = config.horizontal
+        return jsonable({**spec.config.to_dict(), "server": spec.server,
+                         "key_holder": spec.key_holder, "clients": list(spec.clients),
+                         "features": list(spec.features), "classes": list(spec.classes),
+                         **settings}, "config")
+    if config.kind == "transfer":
+        from parties.audit import transfer_record_config
+
+        spec = config.transfer
+        return jsonable(transfer_record_config(spec.config, source=spec.source,
+                                               target=spec.target, alignment=config.alignment),
+                        "config")
     return jsonable({**config.training.to_dict(), "alignment": config.alignment,
                      "feature_holders": list(config.feature_holders), **settings}, "config")
 
@@ -200,7 +277,7 @@ def _check_draft(draft: AuditRecord, config, audit: PartyAudit, claim: AuditClai
     follows = ((head.index + 1, head.hash) if head is not None else (0, GENESIS_HASH))
     if (draft.index, draft.prev_hash) != follows:
         raise BrokenChainError(
-            f"the draft from {config.label_holder} is record {draft.index} after hash "
+            f"the draft from {roles_of(config)[0]} is record {draft.index} after hash "
             f"{draft.prev_hash[:16]}..., but this party's copy {audit.log.path} "
             + (f"ends at record {head.index} (hash {head.hash[:16]}...)" if head else "is empty")
             + ": the copies have diverged; restore every copy from one that verifies",
@@ -223,8 +300,8 @@ def _check_draft(draft: AuditRecord, config, audit: PartyAudit, claim: AuditClai
 
 def _follow(endpoint: Endpoint, config, audit: PartyAudit, claim: AuditClaim,
             done_receiving: Callable[[], None]) -> AuditRecord:
-    """A or C: claim, check and sign B's draft, then append the signed record."""
-    b = config.label_holder
+    """A follower: claim, check and sign the leader's draft, then append the signed record."""
+    b = roles_of(config)[0]
     endpoint.send(b, claim)
     draft = AuditRecord.from_json(endpoint.receive(b, AuditDraft).record)
     _check_draft(draft, config, audit, claim)
@@ -243,16 +320,12 @@ def _follow(endpoint: Endpoint, config, audit: PartyAudit, claim: AuditClaim,
 
 def _lead(endpoint: Endpoint, config, party, audit: PartyAudit,
           own: AuditClaim) -> AuditRecord:
-    """B: collect the claims, draft, collect the signatures, append, hand out the record."""
-    others = [*config.feature_holders, config.coordinator]
+    """The leader: collect the claims, draft, collect the signatures, append, hand out."""
+    leader, followers = roles_of(config)
+    others = list(followers)
     claims = {name: endpoint.receive(name, AuditClaim) for name in others}
     for name, claim in claims.items():
-        is_data_party = name != config.coordinator
-        if (claim.fingerprint is None) == is_data_party or \
-                (claim.model_hash is None) == is_data_party:
-            raise MalformedMessageError(
-                f"{name} sent an AuditClaim " + ("without" if is_data_party else "with") +
-                " a dataset fingerprint and model hash", party=config.name)
+        _check_claim(config, name, claim)
         if claim.head_hash != own.head_hash:
             raise BrokenChainError(
                 f"{name}'s copy of the audit log ends at "
@@ -270,19 +343,20 @@ def _lead(endpoint: Endpoint, config, party, audit: PartyAudit,
             f"{', '.join(changed)} now sign(s) with another key or are not pinned; use the "
             "pinned keys (changing keys is not supported over the network yet)",
             index=head.index + 1, party=config.name)
-    history = party.history_[-1] if party.history_ else {}
-    metrics = {"epochs": len(party.history_), "aligned_rows": party.aligned_rows_}
-    for name, key in (("final_loss", "loss"), ("final_validation_loss", "validation_loss")):
-        value = history.get(key)
-        if value is not None and math.isfinite(value):
-            metrics[name] = float(value)
     fingerprints, model_hashes = {}, {}
-    for name in (*config.feature_holders, config.label_holder):
+    for name in (*followers, leader):
         fingerprint, model_hash = claims[name].fingerprint, claims[name].model_hash
-        assert fingerprint is not None and model_hash is not None  # checked on receipt
-        fingerprints[name], model_hashes[name] = fingerprint, model_hash
+        if fingerprint is not None:
+            fingerprints[name] = fingerprint
+        if model_hash is not None:
+            model_hashes[name] = model_hash
+    settings: dict[str, Any] = {}
+    for name in followers:  # the key settings of the party that holds the key (C)
+        if _expects(config, name) == (False, False):
+            settings.update(claims[name].settings)
+    record_config, metrics = _leader_summary(config, party, settings)
     draft = audit.log.draft(
-        session=config.run_id, config=_record_config(config, claims[config.coordinator].settings),
+        session=config.run_id, config=record_config,
         metrics=metrics, contributions={},
         fingerprints=fingerprints, model_hashes=model_hashes,
         keys=keys if head is None else None)
@@ -302,6 +376,47 @@ def _lead(endpoint: Endpoint, config, party, audit: PartyAudit,
     for name in others:
         endpoint.send(name, final)
     return record
+
+
+def _check_claim(config, name: str, claim: AuditClaim) -> None:
+    """Refuse a claim without what its role must state, or with what it cannot hold."""
+    fingerprint, model_hash = _expects(config, name)
+    if config.kind == "vertical":  # the vertical message, as it always was
+        is_data_party = bool(fingerprint)
+        if (claim.fingerprint is None) == is_data_party or \
+                (claim.model_hash is None) == is_data_party:
+            raise MalformedMessageError(
+                f"{name} sent an AuditClaim " + ("without" if is_data_party else "with") +
+                " a dataset fingerprint and model hash", party=config.name)
+        return
+    for what, expected, value in (("a dataset fingerprint", fingerprint, claim.fingerprint),
+                                  ("a model hash", model_hash, claim.model_hash)):
+        if expected is not None and (value is not None) != expected:
+            raise MalformedMessageError(
+                f"{name} sent an AuditClaim " + ("without " if expected else "with ") + what,
+                party=config.name)
+
+
+def _leader_summary(config, party, settings: dict[str, Any]
+                    ) -> tuple[dict[str, Any], dict[str, float]]:
+    """The record's ``config`` and ``metrics``, as the leader knows them."""
+    record_config = _record_config(config, settings)
+    if config.kind == "horizontal":
+        from parties.audit import horizontal_summary, participation
+
+        record_config["participation"] = participation(party.current.history)
+        return record_config, horizontal_summary(party)
+    if config.kind == "transfer":
+        state = party.current
+        return record_config, {"epochs": int(state.epoch),
+                               "overlap_rows": len(party.overlap_)}
+    history = party.history_[-1] if party.history_ else {}
+    metrics = {"epochs": len(party.history_), "aligned_rows": party.aligned_rows_}
+    for name, key in (("final_loss", "loss"), ("final_validation_loss", "validation_loss")):
+        value = history.get(key)
+        if value is not None and math.isfinite(value):
+            metrics[name] = float(value)
+    return record_config, metrics
 
 
 def _describe(head_hash: str | None) -> str:

@@ -145,8 +145,7 @@ def test_a_killed_server_stops_the_others_and_a_restart_resumes(tmp_path, data, 
     ("C1", ("[data]", "[data]\nid_column = \"id\""), "data.id_column is not a known setting"),
     ("C1", ('kind = "horizontal"', 'kind = "vertical"'), "federation.kind is 'vertical' but "
                                                          "role 'client'"),
-    ("C2", ("[federation]", "[audit]\nlog = \"a.jsonl\"\nkey = \"k\"\n\n[federation]"),
-     "audit is for vertical runs only"),
+    ("C2", ("[federation]", "[audit]\nlog = \"a.jsonl\"\n\n[federation]"), "audit.key"),
 ])
 def test_a_bad_horizontal_party_file_is_one_line_naming_file_and_key(tmp_path, data, certs,
                                                                       capsys, name, edit,

@@ -351,12 +351,8 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     else:
         # Horizontal and transfer runs: none of the vertical names.
         label_holder, coordinator, feature_holders = "", "", ()
-        for table, reason in (("training", f"is for vertical runs; a {kind} run's options are "
-                                           f"the [{kind}] table"),
-                              ("audit", f"is for vertical runs only: the signed audit record "
-                                        f"of a {kind} run is not implemented yet; remove "
-                                        "[audit]")):
-            top.forbid(table, reason)
+        top.forbid("training", f"is for vertical runs; a {kind} run's options are the "
+                               f"[{kind}] table")
         if kind == "horizontal":
             # The sampling and batch-order seed is the shared [horizontal] seed.
             top.forbid("seed", "is not used by a horizontal party: the run's seed is "

@@ -88,11 +88,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     keys = parser.add_argument_group("encryption")
     for setting in ("key_bits", "insecure_key", "backend"):
         add_run_option(keys, setting)
+    parser.add_argument("--audit-log", metavar="LOG", default=None,
+                        help="append a record of this run (each round's participants "
+                             "included), signed by every party, to this hash-chained log "
+                             "(see 'vfl audit')")
+    parser.add_argument("--audit-keys", metavar="DIR", default=None,
+                        help="folder with every party's signing key NAME.key (S, C and the "
+                             "clients C1, C2, ...; 'vfl audit keygen'); required with "
+                             "--audit-log")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from parties.audit import check_audit_log, load_party_keys, record_horizontal
     from parties.horizontal import FederatedAveraging, HorizontalClient
     from parties.horizontal.config import HorizontalConfig
     from vfl.cli.common import dumps
@@ -104,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args.out, (REPORT_FILE, MODEL_FILE), inputs, force=args.force)
     if len(args.client) < 2:
         raise ConfigError("a horizontal federation needs two or more --client files")
+    if bool(args.audit_log) != bool(args.audit_keys):
+        raise ConfigError("--audit-log and --audit-keys go together: the log records runs "
+                          "signed with every party's key")
+    # Before any training: a missing key or a log pinning other keys stops here.
+    keys = (load_party_keys(args.audit_keys, ["S", "C", *inputs]) if args.audit_keys
+            else None)
+    if keys is not None:
+        check_audit_log(args.audit_log, keys)
     config = HorizontalConfig(
         model=args.model, algorithm=args.algorithm, rounds=args.rounds,
         local_epochs=args.local_epochs, batch_size=args.batch_size,
@@ -122,7 +139,16 @@ def run(args: argparse.Namespace) -> int:
     model.fit(clients)
     report = _report(model, clients, args)
     files = {REPORT_FILE: dumps(report), MODEL_FILE: dumps(_model_file(model))}
-    write_outputs(args.out, files, inputs, force=args.force)
+
+    def sign() -> None:
+        # Between staging the outputs and showing them (as 'vfl simulate').
+        assert keys is not None
+        record = record_horizontal(model.federation_, args.audit_log, keys)
+        say(f"audit record {record.index} appended to {args.audit_log} "
+            f"(hash {record.hash[:16]}...)")
+
+    write_outputs(args.out, files, inputs, force=args.force,
+                  before_publish=sign if keys is not None else None)
     for record in report["history"]:
         if record["loss"] is not None and not args.quiet:
             say(f"round {record['round']}: loss {record['loss']:.6g}")

@@ -82,7 +82,8 @@ target) use the same file with their own tables: [federation] kind =
 and a [horizontal] table of HorizontalConfig fields (key holder: [keys];
 client: [data] file, label_column); or kind = "transfer" with source, target,
 alignment and a [transfer] table of TransferConfig fields ([data] file,
-id_column, label_column). No [training], no [audit] there. Results: server
+id_column, label_column). No [training] there; [audit] as above (the server,
+resp. the target, drafts the record). Results: server
 model_S.json + history_S.json, clients and key holder summary_NAME.json,
 source model + history, target model + predictions_NAME.csv.
 
@@ -182,8 +183,7 @@ def run_party(config, *, quiet: bool = False, capture=None, force: bool = False)
     record = None
     try:
         with watch:
-            if config.kind == "vertical":  # the other families refuse [audit] (not yet)
-                agree_auditing(endpoint, config, audit)
+            agree_auditing(endpoint, config, audit)
             _run_role(config, party, endpoint, store)
             if audit is not None:
                 record = exchange_record(endpoint, config, party, audit,

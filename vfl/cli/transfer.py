@@ -74,11 +74,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of both parties' secret initial networks (default: fresh "
                              "randomness)")
+    parser.add_argument("--audit-log", metavar="LOG", default=None,
+                        help="append a record of this run, signed by both parties, to this "
+                             "hash-chained log (see 'vfl audit')")
+    parser.add_argument("--audit-keys", metavar="DIR", default=None,
+                        help="folder with both parties' signing keys A.key and B.key ('vfl "
+                             "audit keygen'); required with --audit-log")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from parties.audit import check_audit_log, load_party_keys, record_transfer
     from parties.transfer import TransferConfig, TransferSource, TransferTarget, run_transfer
     from parties.transfer.network import parse_hidden
     from vfl.errors import ConfigError
@@ -91,8 +98,15 @@ def run(args: argparse.Namespace) -> int:
     if args.key_bits < 2048 and not args.insecure_key and args.mode == "encrypted":
         raise ConfigError(f"--key-bits {args.key_bits}: a key that small can be factored; use "
                           "at least 2048, or add --insecure-key for tests only")
+    if bool(args.audit_log) != bool(args.audit_keys):
+        raise ConfigError("--audit-log and --audit-keys go together: the log records runs "
+                          "signed with every party's key")
     inputs = {"A": args.source, "B": args.target}
     check_outputs(args.out, OUTPUTS, inputs, force=args.force)
+    # Before any training: a missing key or a log pinning other keys stops here.
+    keys = load_party_keys(args.audit_keys, ["A", "B"]) if args.audit_keys else None
+    if keys is not None:
+        check_audit_log(args.audit_log, keys)
     hidden = parse_hidden(args.hidden)
     config = TransferConfig(
         hidden=hidden, activations=(args.activation,) * len(hidden), epochs=args.epochs,
@@ -112,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
                                  else ""))
     if not args.quiet:
         source.on_epoch = lambda epoch, loss: say(f"epoch {epoch}: loss {loss:.6g}")
-    run_transfer(source, target, config, alignment=args.alignment)
+    network = run_transfer(source, target, config, alignment=args.alignment)
+    session = network.session
     predictions = target.predict_proba()
     report = _report(source, target, config, predictions)
     frame = predictions.rename("probability").reset_index()
@@ -120,7 +135,18 @@ def run(args: argparse.Namespace) -> int:
              "predictions_B.csv": frame.to_csv(index=False),
              f"model_{source.name}.json": source.model_json(),
              f"model_{target.name}.json": target.model_json()}
-    write_outputs(args.out, files, inputs, force=args.force)
+
+    def sign() -> None:
+        # Between staging the outputs and showing them: no unaudited model is
+        # left behind if the record cannot be appended.
+        assert keys is not None
+        record = record_transfer(source, target, config, args.audit_log, keys,
+                                 session=session, alignment=args.alignment)
+        say(f"audit record {record.index} appended to {args.audit_log} "
+            f"(hash {record.hash[:16]}...)")
+
+    write_outputs(args.out, files, inputs, force=args.force,
+                  before_publish=sign if keys is not None else None)
     say(f"overlap: {report['overlap_rows']} rows; metrics on the overlap: "
         + ", ".join(f"{k} {v:.4g}" for k, v in report["overlap_metrics"].items()))
     say(f"wrote {os.path.join(args.out, 'report.json')}, predictions_B.csv and one model file "

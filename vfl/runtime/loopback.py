@@ -170,6 +170,15 @@ def _document(folder: Path, *, role: str, name: str, run_id: str, ports: Mapping
     return document
 
 
+def _add_audit(document: dict[str, Any], name: str,
+               audit: Mapping[str, tuple[str | os.PathLike[str],
+                                         str | os.PathLike[str]]] | None) -> None:
+    """The ``[audit]`` table of party `name`, if `audit` names it."""
+    if audit and name in audit:
+        log, key = audit[name]
+        document["audit"] = {"log": str(Path(log).resolve()), "key": str(Path(key).resolve())}
+
+
 def _write(folder: Path, name: str, document: Mapping[str, Any]) -> Path:
     path = folder / f"{name}.toml"
     path.write_text(dump_toml(document), encoding="utf-8")
@@ -183,14 +192,15 @@ def write_horizontal_loopback_configs(
         server: str = "S", key_holder: str = "C", classes: list[float] | None = None,
         key_bits: int | None = None, insecure_key: bool | None = None,
         backend: str | None = None, timeout: float | None = None,
-        connect_timeout: float | None = None, round_timeout: float | None = None
+        connect_timeout: float | None = None, round_timeout: float | None = None,
+        audit: Mapping[str, tuple[str | os.PathLike[str], str | os.PathLike[str]]] | None = None
 ) -> dict[str, Path]:
     """Write the configurations of a horizontal federation on this machine (127.0.0.1).
 
     As :func:`write_loopback_configs`: ``FOLDER/NAME.toml`` per party, output
     ``FOLDER/output/NAME``. `clients` are ``(name, CSV file)`` in the
     federation's order; `config` is every party's ``[horizontal]`` table;
-    the key settings go to the key holder's ``[keys]``.
+    the key settings go to the key holder's ``[keys]``; `audit` as there.
 
     Returns
     -------
@@ -223,6 +233,7 @@ def write_horizontal_loopback_configs(
         document["horizontal"] = config.to_dict()
         if "keys" in settings:
             document["keys"] = settings["keys"]
+        _add_audit(document, name, audit)
         written[name] = _write(folder, name, document)
     return written
 
@@ -233,11 +244,14 @@ def write_transfer_loopback_configs(
         id_column: str, label_column: str, config: TransferConfig,
         certs: str | os.PathLike[str] | None, seeds: Mapping[str, int] | None = None,
         timeout: float | None = None, connect_timeout: float | None = None,
-        alignment: str | None = None) -> dict[str, Path]:
+        alignment: str | None = None,
+        audit: Mapping[str, tuple[str | os.PathLike[str], str | os.PathLike[str]]] | None = None
+) -> dict[str, Path]:
     """Write the configurations of a transfer pair on this machine (127.0.0.1).
 
     As :func:`write_loopback_configs`; `config` is both parties' ``[transfer]``
-    table (key size and engine included), `seeds` each party's ``seed``.
+    table (key size and engine included), `seeds` each party's ``seed``,
+    `audit` each auditing party's ``(log copy, signing key)``.
 
     Returns
     -------
@@ -263,5 +277,6 @@ def write_transfer_loopback_configs(
         document["federation"] = {"kind": "transfer", "source": source[0],
                                   "target": target[0], **settings.get("federation", {})}
         document["transfer"] = config.to_dict()
+        _add_audit(document, name, audit)
         written[name] = _write(folder, name, document)
     return written

@@ -170,3 +170,37 @@ def test_the_family_follows_from_the_role(tmp_path, data, certs):
     assert (config.kind, config.role, config.epochs) == ("horizontal", "client", CONFIG.rounds)
     assert config.horizontal.clients == CLIENTS and config.horizontal.config == CONFIG
     assert set(config.peers) == {"S", "C"} and config.data_file == data["C1"].resolve()
+
+
+@pytest.mark.slow
+def test_a_killed_client_is_a_dropout_and_the_run_completes_without_it(tmp_path, data, certs):
+    """Over the network as in-process: a client whose process stops is left out of
+    the round it misses and of every later one; the others finish normally."""
+    configs = write_configs(tmp_path, data, certs, CRASH_CONFIG, timeout=30.0,
+                            connect_timeout=CONNECT_TIMEOUT)
+    running = start(configs, names=NAMES)
+    deadline = time.monotonic() + 60
+    while max(checkpoint_epochs(tmp_path, "S"), default=-1) < 2:
+        assert time.monotonic() < deadline, running["S"].output()[-2000:]
+        assert all(r.process.poll() is None for r in running.values()), \
+            {n: r.output()[-1500:] for n, r in running.items()}
+        time.sleep(0.01)
+    kill9(running["C2"])
+    others = {n: r for n, r in running.items() if n != "C2"}
+    codes = wait_all(others, timeout=90)
+    assert set(codes.values()) == {0}, {n: r.output()[-2000:] for n, r in others.items()}
+    _, _, history = server_model(tmp_path)
+    left = next(h["round"] for h in history if "C2" not in h["participants"])
+    assert left >= 3 and history[left - 1]["dropped"] == ["C2"]
+    assert all(h["participants"] == ["C1", "C3"] for h in history[left - 1:])
+    assert all(h["participants"] == list(CLIENTS) for h in history[:left - 1])
+    # The same run in-process, C2 leaving at that round, gives the same model.
+    clients = [HorizontalClient(pd.read_csv(data[n]), label_column="y", name=n,
+                                feature_columns=["a", "b"],
+                                leave_at_round=left if n == "C2" else None) for n in CLIENTS]
+    expected = FederatedAveraging(**CRASH_CONFIG.to_dict(), key_bits=KEY_BITS,
+                                  insecure_key=True, round_timeout=5.0).fit(clients)
+    weights, intercept, _ = server_model(tmp_path)
+    np.testing.assert_allclose(weights, expected.coef_, rtol=RTOL, atol=0)
+    np.testing.assert_allclose(intercept, expected.intercept_, rtol=RTOL, atol=0)
+    assert "C2 left" in running["S"].output() or "C2 stopped" in running["S"].output()

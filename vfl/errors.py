@@ -40,6 +40,7 @@ __all__ = [
     "ModelFileError",
     "PeerAbortedError",
     "PeerAuthenticationError",
+    "PeerLeftError",
     "PeerUnreachableError",
     "ProtocolError",
     "RecordMismatchError",
@@ -175,6 +176,11 @@ class MalformedMessageError(ProtocolError, ValueError):
 
 class PeerAbortedError(ProtocolError):
     """Another party stopped with an error; this party stops too."""
+
+
+class PeerLeftError(PeerAbortedError):
+    """A peer that may leave the run (a horizontal client) stopped: only the link to it
+    ends, and the protocol goes on without it."""
 
 
 class ChannelTimeoutError(ProtocolError, TimeoutError):

@@ -9,6 +9,7 @@ round's participants, nothing per client.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +31,7 @@ from parties.horizontal.messages import (
 from parties.horizontal.state import RoundRecord, ServerState
 from vfl.crypto import EncryptedVector, draw_masks, unmask
 from vfl.crypto.packing import PackingLayout
-from vfl.errors import ChannelTimeoutError, InvalidFeatureError, ProtocolError
+from vfl.errors import ChannelTimeoutError, InvalidFeatureError, PeerLeftError, ProtocolError
 from vfl.protocol.channel import Endpoint
 from vfl.runtime.role import Role, expect_length
 from vfl.runtime.state import GeneratorState
@@ -170,8 +171,13 @@ class Server(Role[ServerState]):
         model = tuple(float(v) for v in state.weights)
         for name in remaining:
             chosen = name in self._selected
-            endpoint.send(name, RoundStart(chosen, model if chosen else ()), epoch=epoch,
-                          batch=1)
+            try:
+                endpoint.send(name, RoundStart(chosen, model if chosen else ()), epoch=epoch,
+                              batch=1)
+            except PeerLeftError:
+                # Gone since the last round (over the network): not asked again; a
+                # chosen one is left out of this round's sum when its update is awaited.
+                continue
         return 1
 
     def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
@@ -218,7 +224,8 @@ class Server(Role[ServerState]):
         final = FinalModel(tuple(float(v) for v in state.weights))
         for name in self.clients:
             if name not in state.departed:
-                endpoint.send(name, final)
+                with contextlib.suppress(PeerLeftError):  # left after its last update
+                    endpoint.send(name, final)
 
     # --- results --------------------------------------------------------------------------
 
@@ -257,7 +264,8 @@ class Server(Role[ServerState]):
         endpoint.timeout = max(deadline - time.monotonic(), 0.001)
         try:
             return self.receive(endpoint, sender, EncryptedUpdate, epoch=epoch, batch=1)
-        except ChannelTimeoutError:
+        except (ChannelTimeoutError, PeerLeftError):
+            # Missed the deadline, or its process stopped (vfl party): a dropout.
             return None
         finally:
             endpoint.timeout = saved

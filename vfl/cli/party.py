@@ -166,6 +166,10 @@ def run_party(config, *, quiet: bool = False, capture=None, force: bool = False)
     except BaseException as exc:
         _stop_at_start(endpoint, config, exc)
         raise
+    if config.kind == "horizontal" and config.role != "client" and audit is None:
+        # A client that stops is a dropout: left out of the rounds, the run goes on
+        # (with [audit], every party must sign at the end, so it cannot).
+        endpoint.allow_leaving(config.horizontal.clients)
     say(f"{config.role.replace('_', ' ')} listening on {endpoint.address}, run "
         f"{config.run_id!r}, peers " + ", ".join(f"{p} at {a}" for p, a in config.peers.items()))
     watch = PeerWatch(endpoint)

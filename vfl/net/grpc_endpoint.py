@@ -39,7 +39,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any, cast
@@ -51,6 +51,7 @@ from vfl.errors import (
     ChannelTimeoutError,
     PeerAbortedError,
     PeerAuthenticationError,
+    PeerLeftError,
     PeerUnreachableError,
     ProtocolError,
     WireFormatError,
@@ -329,6 +330,10 @@ class GrpcEndpoint(Endpoint):
                          for p in self.peers}
         #: Peers that accepted a message from, or delivered one to, this party.
         self._up: set[str] = set()
+        #: Peers whose leaving ends only their own link (see allow_leaving), and
+        #: those of them that left (their reason).
+        self._may_leave: frozenset[str] = frozenset()
+        self._left: dict[str, str] = {}
         #: The first abort notice or stopped peer: every send being retried stops.
         self._stopping: _Abort | None = None
         self._stopping_lock = threading.Lock()
@@ -421,18 +426,46 @@ class GrpcEndpoint(Endpoint):
         """
         self._notice(_Abort(peer, reason))
 
+    def allow_leaving(self, peers: Iterable[str]) -> None:
+        """Let `peers` leave the run: their abort notice, or their process stopping,
+        ends only the link to them (receives from them raise
+        :class:`~vfl.errors.PeerLeftError`), not this party's run.
+
+        For protocols that go on without a participant (a horizontal client that
+        drops out is left out of the round).
+        """
+        unknown = sorted(set(peers) - set(self.peers))
+        if unknown:
+            raise ValueError(f"{self.name} has no peer {', '.join(unknown)}")
+        self._may_leave = frozenset(peers)
+
+    def may_leave(self, peer: str) -> bool:
+        """Whether `peer`'s leaving ends only its own link (see :meth:`allow_leaving`)."""
+        return peer in self._may_leave
+
     def was_up(self, peer: str) -> bool:
         """Whether `peer` accepted a message from this party or delivered one to it."""
         return peer in self._up
 
     def _notice(self, notice: _Abort) -> None:
-        """Make every receive, and every send being retried, raise for `notice`."""
+        """Make every receive, and every send being retried, raise for `notice`
+        (only receives from that peer, if it may leave)."""
+        if notice.party in self._may_leave:
+            self._left.setdefault(notice.party, notice.reason)
+            self._queues[notice.party].put(notice)
+            return
         with self._stopping_lock:
             if self._stopping is None:
                 self._stopping = notice
         self._wake.set()
         for q in self._queues.values():
             q.put(notice)
+
+    def _raise_if_gone(self, peer: str) -> None:
+        """Stop a send to `peer` if it left the run, or if this party's run is stopping."""
+        if peer in self._left:
+            raise PeerLeftError(f"{peer} stopped: {self._left[peer]}", party=self.name)
+        self._raise_if_stopping()
 
     def _raise_if_stopping(self) -> None:
         notice = self._stopping
@@ -540,7 +573,7 @@ class GrpcEndpoint(Endpoint):
         attempts = refusals = 0
         refused_since = 0.0
         while True:
-            self._raise_if_stopping()
+            self._raise_if_gone(peer)
             attempts += 1
             try:
                 call()
@@ -556,7 +589,7 @@ class GrpcEndpoint(Endpoint):
                         if refusals >= 3 and time.monotonic() - refused_since >= _GONE_AFTER_S:
                             log.warning("%s stopped: %s", peer, stopped_reason(address))
                             self.peer_stopped(peer, stopped_reason(address))
-                            self._raise_if_stopping()
+                            self._raise_if_gone(peer)
                     else:
                         refusals, refused_since = 0, 0.0
                 remaining = deadline - time.monotonic()
@@ -613,7 +646,8 @@ class GrpcEndpoint(Endpoint):
                 "have stopped", party=self.name) from None
         if isinstance(item, _Abort):
             q.put(item)  # every later receive on this link fails alike
-            raise PeerAbortedError(f"{item.party} stopped: {item.reason}", party=self.name)
+            error = PeerLeftError if item.party in self._may_leave else PeerAbortedError
+            raise error(f"{item.party} stopped: {item.reason}", party=self.name)
         if isinstance(item, _Closed):
             q.put(item)
             raise ProtocolError("the endpoint is closed", party=self.name)

@@ -68,10 +68,11 @@ class PeerWatch:
         self._stop.set()
 
     def _run(self) -> None:
-        seen = dict.fromkeys(self.endpoint.peers, False)
-        refused = dict.fromkeys(self.endpoint.peers, 0)
+        watched = dict(self.endpoint.peers)
+        seen = dict.fromkeys(watched, False)
+        refused = dict.fromkeys(watched, 0)
         while not self._stop.wait(self.interval):
-            for peer, address in self.endpoint.peers.items():
+            for peer, address in list(watched.items()):
                 up = accepts(address, self.interval)
                 if up is None:
                     continue  # no answer either way: leave it to the timeout
@@ -82,6 +83,12 @@ class PeerWatch:
                 # Seen up by a probe, or by a message to or from it.
                 seen[peer] = seen[peer] or self.endpoint.was_up(peer)
                 if seen[peer] and refused[peer] >= self.misses and not self._stop.is_set():
+                    if self.endpoint.may_leave(peer):
+                        # Only its link ends; the others are still watched.
+                        del watched[peer]
+                        log.warning("%s left: %s", peer, stopped_reason(address))
+                        self.endpoint.peer_stopped(peer, stopped_reason(address))
+                        continue
                     self._fail(peer, address)
                     return
 

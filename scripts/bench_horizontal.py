@@ -25,21 +25,37 @@ encrypts and decrypts only N values per client and scales the times
 linearly (marked "extrapolated"): at 100,000 parameters the full run takes
 hours on two cores. Bytes are always exact.
 
-Flower is not installed here and is not measured: the issue quotes flwr 1.42's
-SecAgg+ at 1.06 s and 807,711 bytes per client per round at 100,000 parameters
-(plain FedAvg 0.21 s); compare on the same machine before citing a ratio.
+Flower (optional ``bench`` extra, ``flwr[simulation]``): when ``flwr`` imports,
+the same K clients and model sizes run through Flower's simulation engine
+(Ray) after ours, in the same process: one round of plain FedAvg and one of
+SecAgg+ (``SecAggPlusWorkflow`` with ``num_shares=3, reconstruction_threshold=2,
+max_weight=9000`` as in Flower's secure-aggregation example, and its defaults:
+clipping range 8, quantization range 2**22, modulus 2**32; the client runs
+``secaggplus_mod``). The "model" is one float64 array of ``params`` values and
+the local step adds a constant, so the round is the aggregation protocol.
+Seconds: the fit workflow's wall time, median of ``--flower-rounds`` rounds
+after one warm-up round (Flower's in-memory grid polls every 0.1 s; every
+client shares this machine's cores, ``--client-cpus`` each). Bytes per
+client: the protobuf size of every reply Message a client sends in the round
+(``message_to_proto(msg).ByteSize()``, metadata included, no gRPC framing),
+summed per client, the time spent sizing subtracted. Without flwr, one line
+says the section is skipped.
 
 Usage::
 
     python scripts/bench_horizontal.py                    # K = 10; 1,000 and 100,000
     python scripts/bench_horizontal.py --params 1000 --key-bits 1024 --insecure-key
+    python scripts/bench_horizontal.py --quick           # seconds: 512-bit, 200 params
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import statistics
 import time
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +106,148 @@ def measure(engine, decryptor, layout: PackingLayout, params: int, clients: int,
             "extrapolated": scale > 1}
 
 
-def main() -> None:
+SECAGG: dict[str, Any] = {"num_shares": 3, "reconstruction_threshold": 2,
+                          "max_weight": 9000.0}
+FLOWER_SKIP = "# Flower: skipped (flwr is not installed; pip install -e '.[bench]')"
+
+
+def flower_rounds(params_list: list[int], clients: int, rounds: int, client_cpus: float,
+                  seed: int) -> dict[tuple[int, str], dict[str, float]]:
+    """FedAvg and SecAgg+ rounds in Flower's simulation engine, per model size.
+
+    Returns ``{(params, "fedavg" | "secagg+"): {"round_s", "bytes", "bytes_min",
+    "bytes_max"}}``: the median round after one warm-up round, and the bytes every
+    client sent in the last round. Raises ImportError when flwr is missing.
+    """
+    from flwr.app.message_type import MessageType
+    from flwr.client import NumPyClient
+    from flwr.client.mod import secaggplus_mod
+    from flwr.clientapp import ClientApp
+    from flwr.common import ndarrays_to_parameters
+    from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+    from flwr.common.serde import message_to_proto
+    from flwr.server import LegacyContext, ServerApp, ServerConfig
+    from flwr.server.strategy import FedAvg
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+    from flwr.simulation import run_simulation
+
+    class Client(NumPyClient):
+        def fit(self, parameters: list[np.ndarray], config: Any) -> Any:
+            return [p + 1e-3 for p in parameters], 500, {}
+
+    def secagg_if_asked(msg: Any, ctxt: Any, call_next: Any) -> Any:
+        # secaggplus_mod takes every TRAIN message; plain FedAvg rounds bypass it.
+        if (msg.metadata.message_type == MessageType.TRAIN
+                and RECORD_KEY_CONFIGS in msg.content.config_records):
+            return secaggplus_mod(msg, ctxt, call_next)
+        return call_next(msg, ctxt)
+
+    client_app = ClientApp(client_fn=lambda context: Client().to_client(),
+                           mods=[secagg_if_asked])
+    server_app = ServerApp()
+    results: dict[tuple[int, str], dict[str, float]] = {}
+
+    class Timed:
+        """A fit workflow that records its round's seconds and per-client bytes."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.seconds: list[float] = []
+            self.sent: dict[int, int] = {}
+            self.sizing = 0.0
+
+        def __call__(self, grid: Any, context: Any) -> None:
+            self.sent, self.sizing = {}, 0.0
+            start = time.perf_counter()
+            self.inner(grid, context)
+            self.seconds.append(time.perf_counter() - start - self.sizing)
+
+    @server_app.main()
+    def _main(grid: Any, context: Any) -> None:
+        send_and_receive = grid.send_and_receive
+        timed: list[Timed] = []
+
+        def counting(messages: Any, timeout: float | None = None) -> Any:
+            replies = list(send_and_receive(messages, timeout=timeout))
+            start = time.perf_counter()
+            for reply in replies:
+                node = reply.metadata.src_node_id
+                timed[0].sent[node] = (timed[0].sent.get(node, 0)
+                                       + message_to_proto(reply).ByteSize())
+            timed[0].sizing += time.perf_counter() - start
+            return replies
+
+        grid.send_and_receive = counting
+        rng = np.random.default_rng(seed)
+        for params in params_list:
+            for name in ("fedavg", "secagg+"):
+                initial = ndarrays_to_parameters([rng.normal(scale=0.01, size=params)])
+                strategy = FedAvg(fraction_fit=1.0, fraction_evaluate=0.0,
+                                  min_fit_clients=clients, min_available_clients=clients,
+                                  initial_parameters=initial)
+                legacy = LegacyContext(context=context,
+                                       config=ServerConfig(num_rounds=1 + rounds),
+                                       strategy=strategy)
+                inner = SecAggPlusWorkflow(**SECAGG) if name == "secagg+" else None
+                timed[:] = [Timed(inner or DefaultWorkflow().fit_workflow)]
+                DefaultWorkflow(fit_workflow=timed[0])(grid, legacy)
+                sent = list(timed[0].sent.values())
+                assert len(sent) == clients, f"{len(sent)} of {clients} clients answered"
+                results[(params, name)] = {
+                    "round_s": statistics.median(timed[0].seconds[1:]),
+                    "bytes": float(np.mean(sent)), "bytes_min": min(sent),
+                    "bytes_max": max(sent)}
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=clients,
+                   backend_config={"client_resources": {"num_cpus": client_cpus,
+                                                        "num_gpus": 0.0},
+                                   "init_args": {"log_to_driver": False,
+                                                 "logging_level": logging.ERROR}})
+    missing = [(p, n) for p in params_list for n in ("fedavg", "secagg+")
+               if (p, n) not in results]
+    if missing:
+        raise RuntimeError(f"Flower's simulation did not finish {missing}")
+    return results
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
+def side_by_side(ours: dict[tuple[int, str], dict[str, Any]],
+                 flower: dict[tuple[int, str], dict[str, float]], params_list: list[int],
+                 key_bits: int) -> None:
+    """Print ours and Flower's rounds per size, the ratios and the issue's targets."""
+    print(f"# side by side, {key_bits}-bit key for ours; Flower SecAgg+ {SECAGG}")
+    print(f"{'params':>8} {'approach':<16} {'round s':>9} {'bytes/client':>13}")
+    for params in params_list:
+        rows = [("ours packed", ours[(params, "packed")]),
+                ("ours single", ours[(params, "single")]),
+                ("Flower FedAvg", flower[(params, "fedavg")]),
+                ("Flower SecAgg+", flower[(params, "secagg+")])]
+        for name, r in rows:
+            mark = " (extrapolated)" if r.get("extrapolated") else ""
+            print(f"{params:>8} {name:<16} {r['round_s']:>9.3f} {r['bytes']:>13,.0f}{mark}")
+        packed, secagg = ours[(params, "packed")], flower[(params, "secagg+")]
+        fedavg, single = flower[(params, "fedavg")], ours[(params, "single")]
+        print(f"{params:>8} ratios: packed/SecAgg+ time "
+              f"{_ratio(packed['round_s'], secagg['round_s'])} bytes "
+              f"{_ratio(packed['bytes'], secagg['bytes'])}; packed/FedAvg time "
+              f"{_ratio(packed['round_s'], fedavg['round_s'])} bytes "
+              f"{_ratio(packed['bytes'], fedavg['bytes'])}")
+        targets = [("packing >= 20x fewer bytes than single",
+                    single["bytes"] >= 20 * packed["bytes"])]
+        if params <= 1000:
+            targets.append(("round faster than SecAgg+", packed["round_s"] < secagg["round_s"]))
+        else:
+            targets += [("round within 3x SecAgg+", packed["round_s"] <= 3 * secagg["round_s"]),
+                        ("bytes within 1.5x SecAgg+", packed["bytes"] <= 1.5 * secagg["bytes"])]
+        print(f"{params:>8} targets: " + "; ".join(
+            f"{name} {'met' if ok else 'MISSED'}" for name, ok in targets))
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--params", type=int, nargs="+", default=[1000, 100_000])
@@ -103,7 +260,18 @@ def main() -> None:
                         help="values per client actually encrypted in the single mode "
                              "(0: all)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--no-flower", action="store_true", help="skip the Flower section")
+    parser.add_argument("--flower-rounds", type=int, default=3,
+                        help="Flower rounds measured after the warm-up (median reported)")
+    parser.add_argument("--client-cpus", type=float, default=1.0,
+                        help="CPUs Ray reserves per Flower client actor")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 512-bit insecure key, 200 parameters, one "
+                             "measured Flower round")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.key_bits, args.insecure_key, args.params = 512, True, [200]
+        args.single_sample, args.flower_rounds = 200, 1
 
     public, private = generate_keypair(args.key_bits, insecure=args.insecure_key)
     engine_class, decryptor_class = get_backend(args.backend)
@@ -115,28 +283,48 @@ def main() -> None:
     single = PackingLayout(args.frac_bits, args.value_bits, args.clients, packed.slot_bits)
     print(f"# {args.key_bits}-bit key, {args.backend} engine, K = {args.clients}, slot "
           f"{packed.slot_bits} bits, {packed.slots_per_plaintext} values per ciphertext; "
-          f"load average {_load()}")
+          f"{os.cpu_count()} CPUs, load average at start {_load()}")
+    ours: dict[tuple[int, str], dict[str, Any]] = {}
     try:
         measure(engine, decryptor, packed, 200, 2, None, rng)  # warm the pools up
         print(f"{'params':>8} {'mode':>7} {'cts/client':>10} {'bytes/client':>13} "
               f"{'client s':>9} {'S s':>8} {'C s':>8} {'unpack s':>9} {'round s':>8}")
         for params in args.params:
-            rows = {}
             for name, layout, sample in (("packed", packed, None),
                                          ("single", single, args.single_sample or None)):
                 r = measure(engine, decryptor, layout, params, args.clients, sample, rng)
-                rows[name] = r
+                ours[(params, name)] = r
                 mark = " (extrapolated)" if r["extrapolated"] else ""
                 print(f"{params:>8} {name:>7} {r['ciphertexts']:>10} {r['bytes']:>13,} "
                       f"{r['client_s']:>9.3f} {r['server_s']:>8.3f} {r['c_s']:>8.3f} "
                       f"{r['unpack_s']:>9.3f} {r['round_s']:>8.3f}{mark}")
+            one, many = ours[(params, "single")], ours[(params, "packed")]
             print(f"{params:>8} {'ratio':>7} single/packed: bytes "
-                  f"{rows['single']['bytes'] / rows['packed']['bytes']:.1f}x, round time "
-                  f"{rows['single']['round_s'] / rows['packed']['round_s']:.1f}x")
+                  f"{one['bytes'] / many['bytes']:.1f}x, round time "
+                  f"{one['round_s'] / many['round_s']:.1f}x")
     finally:
         engine.close()
         decryptor.close()
-    print(f"# load average after: {_load()}")
+    print(f"# load average after ours: {_load()}")
+
+    if args.no_flower:
+        print("# Flower: skipped (--no-flower)")
+    else:
+        try:
+            import flwr
+        except ImportError:
+            print(FLOWER_SKIP)
+        else:
+            print(f"# Flower {flwr.__version__}, simulation engine (Ray), {args.clients} "
+                  f"supernodes, {args.client_cpus:g} CPU per client actor, median of "
+                  f"{args.flower_rounds} round(s) after a warm-up; load average {_load()}")
+            flower = flower_rounds(args.params, args.clients, args.flower_rounds,
+                                   args.client_cpus, args.seed)
+            for (params, name), r in sorted(flower.items()):
+                print(f"{params:>8} {name:>8} round {r['round_s']:.3f} s, bytes/client "
+                      f"{r['bytes']:,.0f} (min {r['bytes_min']:,.0f}, max {r['bytes_max']:,.0f})")
+            side_by_side(ours, flower, args.params, args.key_bits)
+    print(f"# load average at the end: {_load()}")
 
 
 if __name__ == "__main__":

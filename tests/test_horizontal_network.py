@@ -10,12 +10,11 @@ error line naming the file and the key.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from three_parties import checkpoint_epochs, kill9, start, wait_all
+from three_parties import checkpoint_epochs, kill9, start, wait_all, wait_for_checkpoint
 
 from parties.horizontal import FederatedAveraging, HorizontalClient, HorizontalConfig
 from vfl.cli import main
@@ -113,12 +112,7 @@ def test_a_killed_server_stops_the_others_and_a_restart_resumes(tmp_path, data, 
     configs = write_configs(tmp_path, data, certs, CRASH_CONFIG, timeout=TIMEOUT,
                             connect_timeout=CONNECT_TIMEOUT)
     running = start(configs, names=NAMES)
-    deadline = time.monotonic() + 60
-    while max(checkpoint_epochs(tmp_path, "S"), default=-1) < 2:
-        assert time.monotonic() < deadline, running["S"].output()[-2000:]
-        assert all(r.process.poll() is None for r in running.values()), \
-            {n: r.output()[-1500:] for n, r in running.items()}
-        time.sleep(0.01)
+    wait_for_checkpoint(tmp_path, "S", 2, running)
     kill9(running["S"])
     survivors = {n: r for n, r in running.items() if n != "S"}
     codes = wait_all(survivors, timeout=TIMEOUT + CONNECT_TIMEOUT + 30)
@@ -179,12 +173,7 @@ def test_a_killed_client_is_a_dropout_and_the_run_completes_without_it(tmp_path,
     configs = write_configs(tmp_path, data, certs, CRASH_CONFIG, timeout=30.0,
                             connect_timeout=CONNECT_TIMEOUT)
     running = start(configs, names=NAMES)
-    deadline = time.monotonic() + 60
-    while max(checkpoint_epochs(tmp_path, "S"), default=-1) < 2:
-        assert time.monotonic() < deadline, running["S"].output()[-2000:]
-        assert all(r.process.poll() is None for r in running.values()), \
-            {n: r.output()[-1500:] for n, r in running.items()}
-        time.sleep(0.01)
+    wait_for_checkpoint(tmp_path, "S", 2, running)
     kill9(running["C2"])
     others = {n: r for n, r in running.items() if n != "C2"}
     codes = wait_all(others, timeout=90)

@@ -21,6 +21,7 @@ from three_parties import (
     parameters,
     start,
     wait_all,
+    wait_for_checkpoint,
     write_configs,
     write_diabetes_csvs,
 )
@@ -75,15 +76,6 @@ def test_three_processes_train_to_the_in_process_weights(tmp_path, data, certs, 
 #: Enough epochs that a kill after the second lands inside a later one.
 CRASH_CONFIG = TrainingConfig(epochs=7, learning_rate=0.1, batch_size=100, optimizer="adam")
 TIMEOUT, CONNECT_TIMEOUT = 6.0, 6.0
-
-
-def wait_for_checkpoint(folder, name: str, epoch: int, running, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while max(checkpoint_epochs(folder, name), default=-1) < epoch:
-        assert time.monotonic() < deadline, running[name].output()[-2000:]
-        assert all(r.process.poll() is None for r in running.values()), \
-            {n: r.output()[-1500:] for n, r in running.items()}
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("victim", ["B", "A1", "C"])

@@ -13,12 +13,11 @@ the dense network's tests, already holds the module name.)
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from three_parties import checkpoint_epochs, kill9, start, wait_all
+from three_parties import checkpoint_epochs, kill9, start, wait_all, wait_for_checkpoint
 
 from parties.transfer import TransferConfig, TransferSource, TransferTarget, run_transfer
 from vfl.cli import main
@@ -109,12 +108,7 @@ def test_a_killed_target_stops_the_source_and_a_restart_resumes(tmp_path, data, 
     configs = write_configs(tmp_path, data, certs, CRASH_CONFIG, timeout=TIMEOUT,
                             connect_timeout=CONNECT_TIMEOUT)
     running = start(configs, names=NAMES)
-    deadline = time.monotonic() + 60
-    while max(checkpoint_epochs(tmp_path, "B"), default=-1) < 2:
-        assert time.monotonic() < deadline, running["B"].output()[-2000:]
-        assert all(r.process.poll() is None for r in running.values()), \
-            {n: r.output()[-1500:] for n, r in running.items()}
-        time.sleep(0.01)
+    wait_for_checkpoint(tmp_path, "B", 2, running)
     kill9(running["B"])
     codes = wait_all({"A": running["A"]}, timeout=TIMEOUT + CONNECT_TIMEOUT + 30)
     text = running["A"].output()

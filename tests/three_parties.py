@@ -105,3 +105,13 @@ def checkpoint_epochs(folder: Path, name: str) -> list[int]:
     if not where.is_dir():
         return []
     return sorted(int(p.stem.rsplit("-", 1)[1]) for p in where.glob(f"{name}-epoch-*.json"))
+
+
+def wait_for_checkpoint(folder, name: str, epoch: int, running, limit: float = 60.0) -> None:
+    """Wait until `name` checkpointed `epoch`, failing at once if any process ended."""
+    deadline = time.monotonic() + limit
+    while max(checkpoint_epochs(folder, name), default=-1) < epoch:
+        assert time.monotonic() < deadline, running[name].output()[-2000:]
+        assert all(r.process.poll() is None for r in running.values()), \
+            {n: r.output()[-1500:] for n, r in running.items()}
+        time.sleep(0.01)

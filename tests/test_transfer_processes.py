@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from three_parties import checkpoint_epochs, kill9, start, wait_all, wait_for_checkpoint
+from three_parties import checkpoint_epochs, kill9, start, wait_all, wait_for_checkpoint, write_csvs
 
 from parties.transfer import TransferConfig, TransferSource, TransferTarget, run_transfer
 from vfl.cli import main
@@ -55,12 +55,7 @@ def certs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("data")
-    paths = {}
-    for name, frame in zip(NAMES, _frames()):
-        paths[name] = folder / f"{name}.csv"
-        frame.to_csv(paths[name], index=False, float_format="%.17g")
-    return paths
+    return write_csvs(tmp_path_factory.mktemp("data"), dict(zip(NAMES, _frames())))
 
 
 def in_process(data, config: TransferConfig) -> dict:

@@ -115,3 +115,12 @@ def wait_for_checkpoint(folder, name: str, epoch: int, running, limit: float = 6
         assert all(r.process.poll() is None for r in running.values()), \
             {n: r.output()[-1500:] for n, r in running.items()}
         time.sleep(0.01)
+
+
+def write_csvs(folder: Path, frames) -> dict[str, Path]:
+    """Each party's frame as ``folder/NAME.csv``, floats written exactly (17 digits)."""
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = folder / f"{name}.csv"
+        frame.to_csv(paths[name], index=False, float_format="%.17g")
+    return paths

@@ -233,3 +233,20 @@ def test_audit_log_needs_every_partys_key(csvs, tmp_path, capsys):
                     "--audit-keys", str(keys)) == 2
     assert "vfl audit keygen --party" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_backend_plain_needs_its_flag_and_then_gives_the_encrypted_runs_model(csvs, tmp_path,
+                                                                              capsys):
+    a_path, b_path = csvs
+    assert simulate(a_path, b_path, tmp_path / "refused", "--backend", "plain") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--insecure-plaintext" in err
+    assert not (tmp_path / "refused").exists()
+    assert simulate(a_path, b_path, tmp_path / "plain", "--backend", "plain",
+                    "--insecure-plaintext") == 0
+    assert simulate(a_path, b_path, tmp_path / "fast") == 0
+    plain = json.loads((tmp_path / "plain" / "report.json").read_text())
+    fast = json.loads((tmp_path / "fast" / "report.json").read_text())
+    assert plain["config"]["backend"] == "plain"
+    assert plain["metrics"] == fast["metrics"]
+    assert plain["history"] == fast["history"]

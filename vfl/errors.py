@@ -27,6 +27,7 @@ __all__ = [
     "EmptyIntersectionError",
     "EncodingOverflowError",
     "InputDataError",
+    "InsecureBackendError",
     "InsecureKeyError",
     "InsecureSeedWarning",
     "InvalidCiphertextError",
@@ -138,6 +139,11 @@ class BatchTooSmallError(VFLError, ValueError):
 
 class InsecureKeyError(VFLError, ValueError):
     """A Paillier key below 2048 bits was asked for without ``insecure=True``."""
+
+
+class InsecureBackendError(VFLError, ValueError):
+    """The plaintext engine (``backend="plain"``) was asked for or announced without
+    the party's own ``insecure_plaintext`` opt-in."""
 
 
 class EncodingOverflowError(VFLError, OverflowError):

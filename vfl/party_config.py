@@ -214,6 +214,10 @@ class PartyConfig:
         return self.run.backend
 
     @property
+    def insecure_plaintext(self) -> bool:
+        return self.run.insecure_plaintext
+
+    @property
     def alignment(self) -> str:
         return self.run.alignment
 

@@ -22,7 +22,7 @@ from vfl.crypto import (
     generate_keypair,
     get_backend,
 )
-from vfl.errors import ConfigMismatchError
+from vfl.errors import ConfigError, ConfigMismatchError
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import PublicKeyMessage
 from vfl.runtime.role import Role
@@ -62,6 +62,9 @@ class KeyHolder(Role[KeyHolderState]):
         super().__init__(name)
         check_key_bits(key_bits, insecure=insecure_key, party=name)
         get_backend(backend)
+        if backend == "plain":
+            raise ConfigError("backend 'plain' is offered for vertical runs only; choose "
+                              "another backend for a horizontal run", party=name)
         self.config = config
         self.clients = list(clients)
         self.server = server

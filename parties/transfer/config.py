@@ -104,6 +104,10 @@ class TransferConfig:
                               "see label-dependent values and the source the target's "
                               "representations; pass insecure=True (CLI: --insecure) for "
                               "debugging only")
+        if self.backend == "plain":
+            raise ConfigError("backend 'plain' is offered for vertical runs only; a transfer "
+                              "run without encryption is mode 'plain' with insecure=True "
+                              "(CLI: --mode plain --insecure)")
         if self.backend not in available_backends():
             raise ConfigError(f"backend must be one of {', '.join(available_backends())}, "
                               f"got {self.backend!r}")

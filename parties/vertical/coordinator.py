@@ -33,6 +33,7 @@ from vfl.crypto import (
     generate_keypair,
     get_backend,
 )
+from vfl.crypto.plain_engine import check_plaintext_consent
 from vfl.crypto.shares import combine_shares
 from vfl.errors import CheckpointError, ConfigMismatchError
 from vfl.model import sigmoid
@@ -62,6 +63,9 @@ class Coordinator(Role[CoordinatorState]):
         Allow keys below 2048 bits. For tests only: such keys can be factored.
     backend : str
         Paillier engine all parties use (see :func:`vfl.crypto.available_backends`).
+    insecure_plaintext : bool
+        Allow ``backend="plain"``, which encrypts nothing (debugging only);
+        every other party must opt in as well.
     name : str
         Party name, "C" by default.
     codec : FixedPointCodec, optional
@@ -77,13 +81,15 @@ class Coordinator(Role[CoordinatorState]):
     state_type = CoordinatorState
 
     def __init__(self, *, key_bits: int = DEFAULT_KEY_BITS, insecure_key: bool = False,
-                 backend: str = DEFAULT_BACKEND, name: str = "C",
-                 codec: FixedPointCodec | None = None,
+                 backend: str = DEFAULT_BACKEND, insecure_plaintext: bool = False,
+                 name: str = "C", codec: FixedPointCodec | None = None,
                  keypair: tuple[phe.PaillierPublicKey, phe.PaillierPrivateKey] | None = None
                  ) -> None:
         super().__init__(name)
         check_key_bits(key_bits, insecure=insecure_key, party=name)
         get_backend(backend)  # fail now, not after key generation, on a typo
+        check_plaintext_consent(backend, insecure_plaintext, party=name)
+        self.insecure_plaintext = insecure_plaintext
         self.key_bits = key_bits
         self.insecure_key = insecure_key
         self.backend = backend
@@ -110,7 +116,8 @@ class Coordinator(Role[CoordinatorState]):
         if self.public_key_ is None or self._private_key is None:
             raise AttributeError(f"party {self.name} has made no key yet: run it first")
         return Coordinator(key_bits=self.key_bits, insecure_key=self.insecure_key,
-                           backend=self.backend, name=self.name, codec=self.codec,
+                           backend=self.backend, insecure_plaintext=self.insecure_plaintext,
+                           name=self.name, codec=self.codec,
                            keypair=(self.public_key_, self._private_key))
 
     @property

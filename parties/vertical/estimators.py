@@ -97,7 +97,8 @@ class _VerticalEstimator(ConfigEstimator):
                              f"{len(coordinators)}")
         run = self.run_config
         coordinator = coordinators[0] if coordinators else Coordinator(
-            key_bits=run.key_bits, insecure_key=run.insecure_key, backend=run.backend)
+            key_bits=run.key_bits, insecure_key=run.insecure_key, backend=run.backend,
+            insecure_plaintext=run.insecure_plaintext)
         self.federation_ = Federation(coordinator, labels[0], holders, config=run.training,
                                       alignment=run.alignment, timeout=run.timeout,
                                       progress=self.progress).fit()

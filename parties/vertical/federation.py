@@ -94,6 +94,11 @@ class Federation:
                     f"{a.table.source} contains the label column "
                     f"{label_holder.label_column!r}; remove it from the feature holder's data",
                     party=a.name)
+        if coordinator.insecure_plaintext:
+            # One user builds every party of an in-process run: C's opt-in is theirs.
+            label_holder.insecure_plaintext = True
+            for holder in feature_holders:
+                holder.insecure_plaintext = True
         self.coordinator = coordinator
         self.label_holder = label_holder
         self.feature_holders = feature_holders

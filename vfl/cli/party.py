@@ -253,15 +253,19 @@ def _build_party(config, quiet: bool):
 
     if config.role == "coordinator":
         return Coordinator(key_bits=config.key_bits, insecure_key=config.insecure_key,
-                           backend=config.backend, name=config.name)
+                           backend=config.backend,
+                           insecure_plaintext=config.insecure_plaintext, name=config.name)
     data = {"id_column": config.id_column, "label_column": config.label_column,
             "name": config.name, "feature_columns": config.features, "seed": config.seed}
+    party: LabelHolder | FeatureHolder
     if config.role == "label_holder":
         party = LabelHolder.from_csv(config.data_file, **data)
         if not quiet:
             party.progress = EpochProgress(config.training.epochs)
-        return party
-    return FeatureHolder.from_csv(config.data_file, **data)
+    else:
+        party = FeatureHolder.from_csv(config.data_file, **data)
+    party.insecure_plaintext = config.insecure_plaintext
+    return party
 
 
 def _build_horizontal(config):

@@ -133,7 +133,8 @@ def _federation(args: argparse.Namespace, run_config, say):
     label_holder = LabelHolder.from_csv(args.party_b, id_column=args.id_column,
                                         label_column=args.label_column, seed=seed)
     coordinator = Coordinator(key_bits=run_config.key_bits,
-                              insecure_key=run_config.insecure_key, backend=run_config.backend)
+                              insecure_key=run_config.insecure_key, backend=run_config.backend,
+                              insecure_plaintext=run_config.insecure_plaintext)
     say(f"training: {len(label_holder.table)} rows at B, "
         + ", ".join(f"{len(a.table)} at {a.name}" for a in holders)
         + f"; {run_config.key_bits}-bit key, {run_config.backend} engine, "

@@ -4,6 +4,8 @@
   fixed-base table and a background obfuscator pool, bucket
   multi-exponentiation, CRT decryption, worker processes.
 * ``phe``: :mod:`vfl.crypto.phe_engine`, the slow reference on ``phe``.
+* ``plain``: :mod:`vfl.crypto.plain_engine`, no encryption at all (debugging
+  only; refused unless every party sets ``insecure_plaintext``).
 * ``heu``: :mod:`vfl.crypto.heu_engine`, SecretFlow HEU's ZPaillier, only
   when ``sf-heu`` is installed (``pip install vfl[bench]``), for comparisons.
 """
@@ -13,12 +15,14 @@ from __future__ import annotations
 from vfl.crypto.engine import PaillierDecryptor, PaillierEngine
 from vfl.crypto.fast_engine import FastDecryptor, FastEngine
 from vfl.crypto.phe_engine import PheDecryptor, PheEngine
+from vfl.crypto.plain_engine import PlainDecryptor, PlainEngine
 
 __all__ = ["DEFAULT_BACKEND", "available_backends", "get_backend"]
 
 _BACKENDS: dict[str, tuple[type[PaillierEngine], type[PaillierDecryptor]]] = {
     "fast": (FastEngine, FastDecryptor),
     "phe": (PheEngine, PheDecryptor),
+    "plain": (PlainEngine, PlainDecryptor),
 }
 
 try:  # optional: needs the sf-heu wheel

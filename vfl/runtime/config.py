@@ -30,6 +30,7 @@ from vfl.crypto import (
     available_backends,
     check_key_bits,
 )
+from vfl.crypto.plain_engine import PLAIN_BACKEND
 from vfl.errors import ConfigError, InsecureKeyError
 from vfl.protocol.channel import DEFAULT_TIMEOUT_S
 from vfl.psi import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT
@@ -118,6 +119,10 @@ class RunConfig:
         factored (tests only). It does not touch the transport.
     backend : str
         Paillier engine (:func:`vfl.crypto.available_backends`).
+    insecure_plaintext : bool
+        The encryption opt-out: allow ``backend="plain"``, which runs the
+        same protocol with every value in the clear (debugging only). Every
+        party of a networked run must set it, or it refuses the key holder.
     alignment : str
         Private alignment method (:data:`vfl.psi.ALIGNMENT_METHODS`).
     timeout : float
@@ -146,6 +151,9 @@ class RunConfig:
         "cli toml estimator", table="keys", aliases=("insecure",)))
     backend: str = field(default=DEFAULT_BACKEND, metadata=_meta(
         "Paillier engine", "cli toml estimator", table="keys", choices=available_backends))
+    insecure_plaintext: bool = field(default=False, metadata=_meta(
+        "allow backend 'plain': the same protocol with nothing encrypted (debugging only; "
+        "every party must set it)", "cli toml estimator", table="keys"))
     alignment: str = field(default=DEFAULT_ALIGNMENT, metadata=_meta(
         "private alignment method", "cli toml estimator", table="federation",
         choices=_alignment_methods))
@@ -170,6 +178,11 @@ class RunConfig:
             if isinstance(item.default, float) and not isinstance(value, float):
                 # 600 in a file or a keyword means 600.0: one type per field.
                 object.__setattr__(self, item.name, float(value))
+        if self.backend == PLAIN_BACKEND and not self.insecure_plaintext:
+            raise ConfigError(
+                "backend 'plain' encrypts nothing: it needs insecure_plaintext "
+                "(--insecure-plaintext, [keys] insecure_plaintext = true) at every party, "
+                "for debugging only")
 
 
 def setting_of(item: Field[Any]) -> Setting:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import phe
 
 from vfl.crypto import FixedPointCodec, PaillierEngine, get_backend
+from vfl.crypto.plain_engine import check_plaintext_consent
 from vfl.errors import MalformedMessageError, ProtocolError
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import PublicKeyMessage, ciphertext_fields
@@ -54,6 +55,13 @@ class Role(ABC, Generic[S]):
     ----------
     name : str
         Unique name in the federation ("A1", "B", "C").
+
+    Attributes
+    ----------
+    insecure_plaintext : bool
+        This party's opt-in to the plaintext engine (``backend="plain"``,
+        debugging only); without it the party refuses a key holder that
+        announces that engine. False unless set by whoever builds the party.
     """
 
     role: ClassVar[str]
@@ -64,6 +72,7 @@ class Role(ABC, Generic[S]):
             raise ValueError("a party needs a non-empty name")
         self.name = name
         self.state: S | None = None
+        self.insecure_plaintext = False
         self._engine: PaillierEngine | None = None
 
     def __repr__(self) -> str:
@@ -155,6 +164,8 @@ class Role(ABC, Generic[S]):
     def receive_key(self, endpoint: Endpoint, sender: str) -> FixedPointCodec:
         """Take the key holder's public key; return the agreed fixed-point encoding."""
         message = endpoint.receive(sender, PublicKeyMessage)
+        check_plaintext_consent(message.backend, self.insecure_plaintext, party=self.name,
+                                announced_by=sender)
         engine_class, _ = get_backend(message.backend)
         public_key = phe.PaillierPublicKey(message.n)
         # Refused here, naming the key holder, before any value is encrypted under it.

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 from typing import Any, TypeVar, overload
 
+from vfl.crypto.worker_processes import kernel_context
 from vfl.crypto.workers import watch_owner
 
 __all__ = [
@@ -71,7 +72,9 @@ def default_executor() -> ProcessPoolExecutor:
         if _default is None:
             ctx: BaseContext
             try:
-                ctx = multiprocessing.get_context("forkserver")
+                # Not multiprocessing's own: its processes would import the user's
+                # __main__ again, and a script without a main guard would train in each.
+                ctx = kernel_context()
                 # Workers import the kernels once, in the server, not per task.
                 ctx.set_forkserver_preload(["vfl.crypto.workers"])
             except ValueError:  # pragma: no cover - platform without forkserver

@@ -495,12 +495,13 @@ def _horizontal(top: _Reader, name: str, role: str) -> HorizontalSpec:
               {"clients": clients})
     config = _options_table(top.table_of("horizontal", required=False), HorizontalConfig,
                             top.path, name)
-    if config.model == "softmax" and classes is None:
-        raise federation.fail("classes", "is missing: a softmax model needs the classes, the "
-                                         "same list at every party")
+    with_classes = config.model in ("softmax", "mlp")
+    if with_classes and classes is None:
+        raise federation.fail("classes", f"is missing: a {config.model} model needs the "
+                                         "classes, the same list at every party")
     return HorizontalSpec(
         server=server, key_holder=key_holder, clients=clients, features=features,
-        classes=tuple(float(c) for c in classes or ()) if config.model == "softmax" else (),
+        classes=tuple(float(c) for c in classes or ()) if with_classes else (),
         round_timeout=round_timeout, config=config)
 
 

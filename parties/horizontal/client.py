@@ -24,7 +24,7 @@ from parties.horizontal.messages import (
     RoundStart,
     Standardisation,
 )
-from parties.horizontal.models import local_update, loss, targets
+from parties.horizontal.models import CLASS_MODELS, Architecture, local_update, targets
 from parties.horizontal.server import statistics_layout
 from parties.horizontal.state import ClientState
 from vfl.crypto.packing import PackingLayout
@@ -142,7 +142,7 @@ class Client(Role[ClientState]):
             raise ConfigMismatchError(
                 f"{self.server} runs clients {list(plan.clients)}, this client expected "
                 f"{self.clients}", party=self.name)
-        if self.config.model == "softmax":
+        if self.config.model in CLASS_MODELS:
             unknown = set(np.unique(self.labels)) - set(plan.classes)
             if unknown:
                 raise InvalidLabelError(
@@ -150,6 +150,8 @@ class Client(Role[ClientState]):
                     f"{list(plan.classes)}", party=self.name)
         self._plan = plan
         self._target = targets(self.config.model, self.labels, plan.classes)
+        self.architecture = Architecture(self.config.model, len(self.feature_names),
+                                         self._target.shape[1], self.config.hidden_units)
         self._layout = PackingLayout.for_modulus(
             self.engine.n, frac_bits=self.config.frac_bits, value_bits=self.config.value_bits,
             max_summands=len(plan.clients))
@@ -169,18 +171,16 @@ class Client(Role[ClientState]):
             return
         if not self._round.selected:
             return
-        outputs = self._target.shape[1]
-        size = (self.features.shape[1] + 1) * outputs
-        expect_length(self._round.weights, size, sender=self.server, message="RoundStart",
-                      what="weights", party=self.name)
-        weights = np.asarray(self._round.weights).reshape(-1, outputs)
-        model, rows = self.config.model, float(self.rows)
-        before = loss(model, weights, self.features, self._target)
+        model, rows = self.architecture, float(self.rows)
+        expect_length(self._round.weights, model.parameters, sender=self.server,
+                      message="RoundStart", what="weights", party=self.name)
+        weights = np.asarray(self._round.weights, dtype=np.float64)
+        before = model.loss(weights, self.features, self._target)
         index = self.clients.index(self.name)
         delta = local_update(model, weights, self.features, self._target, self.config.local,
                              client_rng(self.config.seed, epoch, index))
-        after = loss(model, weights + delta, self.features, self._target)
-        values = np.concatenate([rows * delta.ravel(), [rows * before, rows]])
+        after = model.loss(weights + delta, self.features, self._target)
+        values = np.concatenate([rows * delta, [rows * before, rows]])
         packed = self._layout.pack(values, what="update", party=self.name)
         endpoint.send(self.server, EncryptedUpdate(self.engine.encrypt(packed)), epoch=epoch,
                       batch=1)
@@ -197,11 +197,9 @@ class Client(Role[ClientState]):
         if self._leaving or self.current.stopped:  # it left the run: S sends it nothing
             return
         final = endpoint.receive(self.server, FinalModel)
-        outputs = self._target.shape[1]
-        expect_length(final.weights, (self.features.shape[1] + 1) * outputs,
-                      sender=self.server, message="FinalModel", what="weights",
-                      party=self.name)
-        self.weights_ = np.asarray(final.weights).reshape(-1, outputs)
+        expect_length(final.weights, self.architecture.parameters, sender=self.server,
+                      message="FinalModel", what="weights", party=self.name)
+        self.weights_ = self.architecture.stored(np.asarray(final.weights))
 
     # --- tools ----------------------------------------------------------------------------
 

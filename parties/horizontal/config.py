@@ -26,7 +26,9 @@ class HorizontalConfig:
 
     Parameters
     ----------
-    model : {"linear", "logistic", "softmax"}
+    model : {"linear", "logistic", "softmax", "mlp"}
+        ``mlp``: one hidden layer of `hidden_units` tanh units and a softmax
+        output over the classes, from Glorot-uniform weights drawn from `seed`.
     algorithm : {"fedsgd", "fedavg", "fedprox"}
         FedSGD: one full-batch gradient step per client per round (it needs
         ``local_epochs=1`` and ``batch_size=None``). FedAvg: `local_epochs` passes
@@ -55,6 +57,8 @@ class HorizontalConfig:
         Seed of the client sampling and of the clients' local batch orders.
     standardize : bool
         Standardise the columns with federated means and variances.
+    hidden_units : int
+        The MLP's hidden units (ignored by the other models).
     frac_bits, value_bits : int
         Fixed-point slot of an update value: multiples of ``2**-frac_bits``,
         ``|x| < 2**value_bits`` (x being a row-count-weighted update, loss or count).
@@ -76,6 +80,7 @@ class HorizontalConfig:
     min_clients: int = 2
     seed: int = 0
     standardize: bool = True
+    hidden_units: int = 16
     frac_bits: int = 32
     value_bits: int = 32
 
@@ -91,12 +96,13 @@ class HorizontalConfig:
         need(self.server_optimizer in SERVER_OPTIMIZERS,
              f"server_optimizer must be one of {', '.join(SERVER_OPTIMIZERS)}, got "
              f"{self.server_optimizer!r}")
-        for name in ("rounds", "local_epochs", "min_clients", "seed", "frac_bits",
-                     "value_bits"):
+        for name in ("rounds", "local_epochs", "min_clients", "seed", "hidden_units",
+                     "frac_bits", "value_bits"):
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool),
                  f"{name} must be an integer, got {value!r}")
         need(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
+        need(self.hidden_units >= 1, f"hidden_units must be >= 1, got {self.hidden_units}")
         need(self.local_epochs >= 1, f"local_epochs must be >= 1, got {self.local_epochs}")
         need(self.batch_size is None or (isinstance(self.batch_size, int)
                                          and not isinstance(self.batch_size, bool)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from parties.horizontal.config import HorizontalConfig
 from parties.horizontal.federation import HorizontalClient, HorizontalFederation
-from parties.horizontal.models import predict_scores
+from parties.horizontal.models import Architecture
 from parties.params import ConfigEstimator
 from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS
 
@@ -47,15 +47,19 @@ class FederatedAveraging(ConfigEstimator):
     Attributes
     ----------
     coef_ : numpy.ndarray
-        Weights in the columns' raw units: ``(d,)``, or ``(d, classes)`` for softmax.
+        Weights in the columns' raw units: ``(d,)``, or ``(d, classes)`` for softmax;
+        for the MLP, the hidden layer's ``(d, hidden_units)``.
     intercept_ : float or numpy.ndarray
+    layers_ : list of numpy.ndarray
+        Every layer in raw units, ``(inputs + 1, outputs)`` with the intercept row
+        last: ``[W]`` for the linear models, ``[W1, W2]`` for the MLP.
     history_ : list of dict
         Per round: ``round``, ``loss`` (mean loss of the global model before the
         round's update over the participants' rows), ``participants``,
         ``dropped``, ``rows``, and ``clients``: each participant's own metrics.
     feature_names_in_ : list of str
     classes_ : numpy.ndarray
-        Softmax classes (or ``[0, 1]`` for logistic).
+        Softmax or MLP classes (or ``[0, 1]`` for logistic).
     federation_ : HorizontalFederation
     """
 
@@ -87,8 +91,9 @@ class FederatedAveraging(ConfigEstimator):
             checkpoint_dir=self.checkpoint_dir, run_id=self.run_id).fit()
         server = federation.server_
         assert server is not None
-        coef, intercept = server.raw_model()
-        single = self.config.model != "softmax"
+        self.layers_ = server.raw_layers()
+        coef, intercept = self.layers_[0][:-1], self.layers_[0][-1]
+        single = self.config.model in ("linear", "logistic")
         self.coef_ = coef[:, 0] if single else coef
         self.intercept_ = float(intercept[0]) if single else intercept
         self.weights_standardised_ = server.weights_
@@ -115,21 +120,25 @@ class FederatedAveraging(ConfigEstimator):
             features = features[self.feature_names_in_].to_numpy(dtype=np.float64)
         return np.asarray(features, dtype=np.float64)
 
-    def _raw_weights(self) -> np.ndarray:
-        coef = np.asarray(self.coef_).reshape(len(self.feature_names_in_), -1)
-        return np.vstack([coef, np.atleast_1d(self.intercept_)[None, :]])
+    def _scores(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+        layers = self.layers_
+        architecture = Architecture(self.model, len(self.feature_names_in_),
+                                    layers[-1].shape[1], layers[0].shape[1])
+        flat = np.concatenate([layer.ravel() for layer in layers])
+        return architecture.scores(flat, self._matrix(features))
 
     def predict_proba(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Class probabilities: ``(rows, 2)`` for logistic, ``(rows, classes)`` for softmax."""
+        """Class probabilities: ``(rows, 2)`` for logistic, ``(rows, classes)`` for softmax
+        and the MLP."""
         if self.model == "linear":
             raise AttributeError("a linear model has no predict_proba; use predict")
-        scores = predict_scores(self.model, self._raw_weights(), self._matrix(features))
+        scores = self._scores(features)
         if self.model == "logistic":
             return np.hstack([1 - scores, scores])
         return scores
 
     def predict(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Values (linear) or the most probable class (logistic, softmax)."""
+        """Values (linear) or the most probable class (logistic, softmax, MLP)."""
         if self.model == "linear":
-            return predict_scores("linear", self._raw_weights(), self._matrix(features))[:, 0]
+            return self._scores(features)[:, 0]
         return self.classes_[np.argmax(self.predict_proba(features), axis=1)]

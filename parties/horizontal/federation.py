@@ -19,6 +19,7 @@ import pandas as pd
 from parties.horizontal.client import Client
 from parties.horizontal.config import HorizontalConfig
 from parties.horizontal.key_holder import KeyHolder
+from parties.horizontal.models import CLASS_MODELS
 from parties.horizontal.server import Server
 from vfl.crypto import DEFAULT_BACKEND, DEFAULT_KEY_BITS
 from vfl.errors import (
@@ -156,7 +157,7 @@ class HorizontalFederation:
     clients : sequence of HorizontalClient
     config : HorizontalConfig
     classes : sequence of float, optional
-        Softmax classes (default: the labels seen at any client, sorted; in a
+        Softmax or MLP classes (default: the labels seen at any client, sorted; in a
         networked run they are part of the agreed configuration).
     key_bits, insecure_key, backend
         The key holder's key and the engine every party uses.
@@ -197,7 +198,7 @@ class HorizontalFederation:
                                      + ", ".join(f"{c.name}: {c.label_column!r}"
                                                  for c in clients), party=names[0])
         self.features = check_same_columns(clients)
-        if config.model == "softmax" and classes is None:
+        if config.model in CLASS_MODELS and classes is None:
             classes = sorted({float(v) for c in clients for v in np.unique(c.labels)})
         self.classes = tuple(float(c) for c in (classes or ()))
         self.clients = clients

@@ -28,6 +28,7 @@ from parties.horizontal.messages import (
     RoundStart,
     Standardisation,
 )
+from parties.horizontal.models import CLASS_MODELS, Architecture
 from parties.horizontal.state import RoundRecord, ServerState
 from vfl.crypto import EncryptedVector, draw_masks, unmask
 from vfl.crypto.packing import PackingLayout
@@ -53,7 +54,7 @@ class Server(Role[ServerState]):
     features : sequence of str
         The columns every client holds, in model order.
     classes : sequence of float
-        Softmax classes, in column order (empty for the other models).
+        Classes of a softmax or MLP model, in column order (empty for the others).
     key_holder : str
     name : str
     round_timeout : float
@@ -72,15 +73,18 @@ class Server(Role[ServerState]):
         if len(clients) < 2 or len(set(clients)) != len(clients):
             raise ValueError(f"a horizontal federation needs two or more distinct clients, "
                              f"got {list(clients)}")
-        if config.model == "softmax" and len(classes) < 2:
-            raise ValueError("a softmax model needs two or more classes")
+        if config.model in CLASS_MODELS and len(classes) < 2:
+            raise ValueError(f"a {config.model} model needs two or more classes")
         self.config = config
         self.clients = list(clients)
         self.features = list(features)
-        self.classes = tuple(float(c) for c in classes) if config.model == "softmax" else ()
+        self.classes = (tuple(float(c) for c in classes) if config.model in CLASS_MODELS
+                        else ())
         self.key_holder = key_holder
         self.round_timeout = round_timeout
         self.outputs = len(self.classes) if self.classes else 1
+        self.architecture = Architecture(config.model, len(self.features), self.outputs,
+                                         config.hidden_units)
         self.means_ = np.zeros(len(self.features))
         self.scales_ = np.ones(len(self.features))
         self.total_rows_: int | None = None
@@ -103,8 +107,8 @@ class Server(Role[ServerState]):
 
     @property
     def parameters(self) -> int:
-        """Entries of ``W``: ``(d + 1) * c``."""
-        return (len(self.features) + 1) * self.outputs
+        """Entries of the model: ``(d + 1) * c``, or the MLP's two layers."""
+        return self.architecture.parameters
 
     def open(self, endpoint: Endpoint) -> None:
         self.receive_key(endpoint, self.key_holder)
@@ -149,8 +153,9 @@ class Server(Role[ServerState]):
 
     def fresh_state(self) -> ServerState:
         zeros = np.zeros(self.parameters)
-        return ServerState(epoch=0, stopped=False, weights=zeros.copy(), first=zeros.copy(),
-                           second=zeros.copy(),
+        return ServerState(epoch=0, stopped=False,
+                           weights=self.architecture.initial(self.config.seed),
+                           first=zeros.copy(), second=zeros.copy(),
                            rng=GeneratorState.of(np.random.default_rng(self.config.seed)),
                            history=[], departed=[])
 
@@ -220,7 +225,7 @@ class Server(Role[ServerState]):
 
     def finish(self, endpoint: Endpoint) -> None:
         state = self.current
-        self.weights_ = state.weights.reshape(len(self.features) + 1, self.outputs).copy()
+        self.weights_ = self.architecture.stored(state.weights)
         final = FinalModel(tuple(float(v) for v in state.weights))
         for name in self.clients:
             if name not in state.departed:
@@ -230,12 +235,18 @@ class Server(Role[ServerState]):
     # --- results --------------------------------------------------------------------------
 
     def raw_model(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(coef, intercept)`` in the columns' raw units: coef ``(d, c)``, intercept ``(c,)``."""
+        """``(coef, intercept)`` in the columns' raw units: coef ``(d, c)``, intercept ``(c,)``.
+
+        For the MLP, the first layer's (see :meth:`raw_layers`).
+        """
+        first = self.raw_layers()[0]
+        return first[:-1], first[-1]
+
+    def raw_layers(self) -> list[np.ndarray]:
+        """Every layer in the columns' raw units, intercept row last: ``[W]`` or ``[W1, W2]``."""
         if self.weights_ is None:
             raise AttributeError(f"party {self.name} has not trained yet")
-        coef = self.weights_[:-1] / self.scales_[:, None]
-        intercept = self.weights_[-1] - self.means_ @ coef
-        return coef, intercept
+        return self.architecture.raw_units(np.ravel(self.weights_), self.means_, self.scales_)
 
     # --- tools --------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 They share nothing with ``parties.horizontal`` but the documented seeding of
 the random streams (client sampling: ``default_rng(seed).choice``; a client's
-batch order in a round: ``default_rng([seed, round, client index]).permutation``).
+batch order in a round: ``default_rng([seed, round, client index]).permutation``;
+the MLP's initial weights: Glorot-uniform from ``default_rng([seed, 0x6D6C70])``)
+and the MLP's flat layout (``W1`` then ``W2``, each with its intercept row last).
 """
 
 from __future__ import annotations
@@ -24,7 +26,46 @@ def one_hot(labels: np.ndarray, classes: list[float]) -> np.ndarray:
 
 
 def target(model: str, labels: np.ndarray, classes: list[float]) -> np.ndarray:
-    return one_hot(labels, classes) if model == "softmax" else labels.reshape(-1, 1)
+    return one_hot(labels, classes) if model in ("softmax", "mlp") else labels.reshape(-1, 1)
+
+
+class Mlp:
+    """One tanh hidden layer, softmax output; parameters flat: W1 (d+1, h), W2 (h+1, c)."""
+
+    def __init__(self, d: int, h: int, c: int) -> None:
+        self.d, self.h, self.c = d, h, c
+
+    def initial(self, seed: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, 0x6D6C70])
+        a = math.sqrt(6 / (self.d + self.h))
+        w1 = rng.uniform(-a, a, size=(self.d, self.h))
+        b = math.sqrt(6 / (self.h + self.c))
+        w2 = rng.uniform(-b, b, size=(self.h, self.c))
+        return np.concatenate([w1.ravel(), np.zeros(self.h), w2.ravel(), np.zeros(self.c)])
+
+    def split(self, w: np.ndarray):
+        d, h, c = self.d, self.h, self.c
+        w1 = w[:(d + 1) * h].reshape(d + 1, h)
+        w2 = w[(d + 1) * h:].reshape(h + 1, c)
+        return w1[:-1], w1[-1], w2[:-1], w2[-1]
+
+    def forward(self, w: np.ndarray, x: np.ndarray):
+        a1, b1, a2, b2 = self.split(w)
+        hidden = np.tanh(x @ a1 + b1)
+        z = hidden @ a2 + b2
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return hidden, e / e.sum(axis=1, keepdims=True)
+
+    def loss(self, w: np.ndarray, x: np.ndarray, t: np.ndarray) -> float:
+        return float(-np.mean(np.sum(t * np.log(self.forward(w, x)[1]), axis=1)))
+
+    def grad(self, w: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        _, _, a2, _ = self.split(w)
+        hidden, p = self.forward(w, x)
+        delta2 = (p - t) / len(x)
+        delta1 = delta2 @ a2.T * (1 - hidden**2)
+        return np.concatenate([(x.T @ delta1).ravel(), delta1.sum(axis=0),
+                               (hidden.T @ delta2).ravel(), delta2.sum(axis=0)])
 
 
 def prediction(model: str, w: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -51,6 +92,9 @@ def grad(model: str, w: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.vstack([x.T @ r, r.sum(axis=0, keepdims=True)]) / len(x)
 
 
+_linear_grad, _linear_loss = grad, mean_loss
+
+
 def central_gd(model: str, x: np.ndarray, t: np.ndarray, rounds: int, lr: float):
     """Full-batch gradient descent from zero; the loss at each iterate before its step."""
     w = np.zeros((x.shape[1] + 1, t.shape[1]))
@@ -65,13 +109,25 @@ def fedavg(model: str, xs: list[np.ndarray], ts: list[np.ndarray], *, rounds: in
            epochs: int, batch: int | None, lr: float, seed: int, mu: float = 0.0,
            fraction: float = 1.0, min_clients: int = 2, server: str = "sgd",
            server_lr: float = 1.0, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-           absent: dict[int, set[int]] | None = None):
+           absent: dict[int, set[int]] | None = None, hidden: int = 0):
     """FedAvg (FedProx with mu > 0; FedAdam with server="adam"), weights by row counts.
 
     absent: round -> client indices whose updates do not arrive in that round.
+    model "mlp": `hidden` tanh units, parameters flat (see :class:`Mlp`).
     """
     k_total = len(xs)
-    w = np.zeros((xs[0].shape[1] + 1, ts[0].shape[1]))
+    if model == "mlp":
+        net = Mlp(xs[0].shape[1], hidden, ts[0].shape[1])
+        w = net.initial(seed)
+
+        def grad(_model, w, x, t):
+            return net.grad(w, x, t)
+
+        def mean_loss(_model, w, x, t):
+            return net.loss(w, x, t)
+    else:
+        w = np.zeros((xs[0].shape[1] + 1, ts[0].shape[1]))
+        grad, mean_loss = _linear_grad, _linear_loss
     m = np.zeros_like(w)
     v = np.zeros_like(w)
     sampler = np.random.default_rng(seed)

@@ -121,3 +121,28 @@ def test_an_existing_report_is_kept_unless_force(tmp_path, capsys) -> None:
     assert not (out / "model.json").exists()
     assert vfl.cli.main(_args(paths, out, "--rounds", "1", "--force", "--model", "logistic")) == 0
     assert json.loads((out / "report.json").read_text())["model"] == "logistic"
+
+
+def test_mlp_model_file_predicts_what_the_report_says(tmp_path) -> None:
+    paths = _files(tmp_path, "softmax")
+    out = tmp_path / "out"
+    assert vfl.cli.main(_args(paths, out, "--model", "mlp", "--hidden-units", "4",
+                              "--rounds", "8", "--local-epochs", "3", "--batch-size", "16",
+                              "--learning-rate", "0.3")) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["classes"] == [0.0, 1.0, 2.0] and "weights" not in report
+    model = json.loads((out / "model.json").read_text())
+    assert [len(layer) for layer in model["layers"]] == [4, 3]  # units per layer
+    # Forward pass from the file alone, on raw columns.
+    frame = pd.concat(pd.read_csv(p) for p in paths)
+    x = frame[["a", "b"]].to_numpy()
+    for k, layer in enumerate(model["layers"]):
+        w = np.array([unit["weights"] for unit in layer]).T
+        b = np.array([unit["intercept"] for unit in layer])
+        x = x @ w + b
+        if k == 0:
+            x = np.tanh(x)
+    predicted = np.array(model["classes"])[x.argmax(axis=1)]
+    accuracy = np.mean(predicted == frame["y"].to_numpy())
+    assert accuracy == pytest.approx(report["metrics"]["accuracy"])
+    assert accuracy > 0.6

@@ -231,3 +231,48 @@ def test_clients_whose_columns_differ_are_refused_by_name() -> None:
 def test_bad_options_raise_config_error(options, message) -> None:
     with pytest.raises(ConfigError, match=message):
         FederatedAveraging(**options)
+
+
+def test_mlp_gradient_matches_finite_differences() -> None:
+    from parties.horizontal.models import Architecture
+
+    rng = np.random.default_rng(4)
+    net = Architecture("mlp", 3, 3, hidden=4)
+    w = net.initial(seed=2) + 0.1 * rng.normal(size=net.parameters)
+    x = rng.normal(size=(9, 3))
+    t = np.eye(3)[rng.integers(0, 3, size=9)]
+    numeric = np.array([(net.loss(w + e, x, t) - net.loss(w - e, x, t)) / 2e-6
+                        for e in np.eye(net.parameters) * 1e-6])
+    np.testing.assert_allclose(net.gradient(w, x, t), numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_mlp_fedsgd_equals_central_gradient_descent_and_fedavg_a_numpy_simulation() -> None:
+    from hfl_reference import Mlp
+
+    frames = _data("softmax")
+    xs, ts = _arrays("mlp", frames)
+    net = Mlp(3, 5, 3)
+    w = net.initial(seed=7)
+    union_x, union_t = np.vstack(xs), np.vstack(ts)
+    losses = []
+    for _ in range(6):
+        losses.append(net.loss(w, union_x, union_t))
+        w = w - 0.5 * net.grad(w, union_x, union_t)
+    fitted = FederatedAveraging(model="mlp", hidden_units=5, algorithm="fedsgd", rounds=6,
+                                learning_rate=0.5, seed=7, **KEY).fit(_clients(frames))
+    np.testing.assert_allclose(_std_weights(fitted), w, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose([h["loss"] for h in fitted.history_], losses, rtol=1e-6)
+    assert losses[-1] < losses[0]
+
+    fedavg_fit = FederatedAveraging(model="mlp", hidden_units=5, algorithm="fedavg", rounds=3,
+                                    local_epochs=2, batch_size=8, learning_rate=0.3, seed=7,
+                                    **KEY).fit(_clients(frames))
+    w_avg, avg_losses = fedavg("mlp", xs, ts, rounds=3, epochs=2, batch=8, lr=0.3, seed=7,
+                               hidden=5)
+    np.testing.assert_allclose(_std_weights(fedavg_fit), w_avg, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose([h["loss"] for h in fedavg_fit.history_], avg_losses, rtol=1e-6)
+    # Raw units: the model on raw rows predicts what the network does on standardised rows.
+    union = pd.concat(frames)
+    _, proba = net.forward(w_avg, union_x)
+    np.testing.assert_allclose(fedavg_fit.predict_proba(union), proba, rtol=1e-6, atol=1e-9)
+    assert [layer.shape for layer in fedavg_fit.layers_] == [(4, 5), (6, 3)]

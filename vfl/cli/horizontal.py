@@ -28,14 +28,14 @@ MODEL_FILE = "model.json"
 #: Choices and defaults of the training options, written out so that building the ``vfl``
 #: parser imports no party code; tests/horizontal/test_horizontal_cli.py checks them against
 #: :class:`parties.horizontal.config.HorizontalConfig`.
-MODELS = ("linear", "logistic", "softmax")
+MODELS = ("linear", "logistic", "softmax", "mlp")
 ALGORITHMS = ("fedsgd", "fedavg", "fedprox")
 SERVER_OPTIMIZERS = ("sgd", "adam")
 DEFAULTS: dict[str, Any] = {
     "model": "linear", "algorithm": "fedavg", "rounds": 10, "local_epochs": 1,
     "batch_size": None, "learning_rate": 0.1, "mu": 0.01, "server_optimizer": "sgd",
     "server_learning_rate": 1.0, "fraction": 1.0, "min_clients": 2, "seed": 0,
-    "standardize": True,
+    "standardize": True, "hidden_units": 16,
 }
 
 
@@ -43,7 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     defaults = argparse.Namespace(**DEFAULTS)
     parser = commands.add_parser(
         "horizontal", help="train clients that hold the same columns (horizontal FL)",
-        description="Train one linear, logistic or softmax model on several clients' CSV "
+        description="Train one linear, logistic, softmax or MLP model on several clients' CSV "
                     "files with the same columns (FedSGD, FedAvg or FedProx). Each client's "
                     "update, loss and row count reach the server only encrypted and packed "
                     "under a key holder's Paillier key; the server adds them, masks the sum, "
@@ -61,7 +61,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="output folder (written only when training succeeds)")
     add_force_option(parser, "report.json and model.json")
     group = parser.add_argument_group("training (identical at every party)")
-    group.add_argument("--model", choices=MODELS, default=defaults.model)
+    group.add_argument("--model", choices=MODELS, default=defaults.model,
+                       help="mlp: one hidden layer of --hidden-units tanh units, softmax "
+                            "output over the label's classes")
+    group.add_argument("--hidden-units", type=int, default=defaults.hidden_units,
+                       help="the MLP's hidden units (--model mlp)")
     group.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm)
     group.add_argument("--rounds", type=int, default=defaults.rounds)
     group.add_argument("--local-epochs", type=int, default=defaults.local_epochs,
@@ -127,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate, mu=args.mu,
         server_optimizer=args.server_optimizer,
         server_learning_rate=args.server_learning_rate, fraction=args.fraction,
-        min_clients=args.min_clients, seed=args.seed, standardize=args.standardize)
+        min_clients=args.min_clients, seed=args.seed, standardize=args.standardize,
+        hidden_units=args.hidden_units)
     clients = [HorizontalClient.from_csv(path, label_column=args.label_column, name=f"C{k}",
                                          drop_columns=args.drop_column)
                for k, path in enumerate(args.client, start=1)]
@@ -165,31 +170,43 @@ def _listed(values: Any) -> Any:
 
 
 def _model_file(model: Any) -> dict[str, Any]:
-    return model_document(model.model, model.feature_names_in_, model.classes_, model.coef_,
-                          model.intercept_)
+    return model_document(model.model, model.feature_names_in_, model.classes_,
+                          model.layers_)
 
 
-def model_document(model: str, features: Any, classes: Any, coef: Any,
-                   intercept: Any) -> dict[str, Any]:
+def model_document(model: str, features: Any, classes: Any, layers: Any) -> dict[str, Any]:
     """The model file's contents (also written by a networked server, ``vfl party``).
 
     Parameters
     ----------
-    model : {"linear", "logistic", "softmax"}
+    model : {"linear", "logistic", "softmax", "mlp"}
     features : list of str
     classes : array-like
-        Softmax classes (ignored for the other models).
-    coef : array-like
-        Raw-unit weights: ``(d,)``, or ``(d, classes)`` for softmax.
-    intercept : float or array-like
+        Classes of a softmax or MLP model (ignored for the others).
+    layers : list of array-like
+        Raw-unit layers, each ``(inputs + 1, outputs)`` with the intercept row
+        last: one for the linear models, two for the MLP.
+
+    The linear models are written as ``weights`` and ``intercept`` (softmax:
+    one weight list per class); the MLP as ``layers``, each a list of units
+    with their ``weights`` (one per input) and ``intercept``.
     """
     import numpy as np
 
-    softmax = model == "softmax"
-    return {"format": MODEL_FORMAT, "model": model, "features": list(features),
-            "classes": _listed(classes) if softmax else None,
-            "weights": _listed(np.transpose(coef) if softmax else coef),
-            "intercept": _listed(intercept) if softmax else float(intercept)}
+    matrices = [np.asarray(layer, dtype=float) for layer in layers]
+    document: dict[str, Any] = {
+        "format": MODEL_FORMAT, "model": model, "features": list(features),
+        "classes": _listed(classes) if model in ("softmax", "mlp") else None}
+    if model == "mlp":
+        document["layers"] = [[{"weights": _listed(unit[:-1]), "intercept": float(unit[-1])}
+                               for unit in layer.T] for layer in matrices]
+    elif model == "softmax":
+        document["weights"] = _listed(matrices[0][:-1].T)
+        document["intercept"] = _listed(matrices[0][-1])
+    else:
+        document["weights"] = _listed(matrices[0][:-1, 0])
+        document["intercept"] = float(matrices[0][-1, 0])
+    return document
 
 
 def _metrics(model: Any, clients: list[Any]) -> dict[str, float]:
@@ -218,9 +235,8 @@ def _report(model: Any, clients: list[Any], args: argparse.Namespace) -> dict[st
         "algorithm": model.algorithm,
         "clients": {c.name: {"rows": len(c), "file": c.source} for c in clients},
         "features": model.feature_names_in_,
-        **({"classes": weights["classes"]} if model.model == "softmax" else {}),
-        "weights": weights["weights"],
-        "intercept": weights["intercept"],
+        **({"classes": weights["classes"]} if model.model in ("softmax", "mlp") else {}),
+        **{key: weights[key] for key in ("weights", "intercept", "layers") if key in weights},
         "history": [{"round": h["round"], "loss": h["loss"],
                      "participants": h["participants"], "dropped": h["dropped"]}
                     for h in model.history_],

@@ -408,11 +408,8 @@ def _result_texts(config, party) -> list[str]:
 
         from vfl.cli.horizontal import model_document
 
-        coef, intercept = party.raw_model()
-        softmax = config.horizontal.config.model == "softmax"
         model = model_document(config.horizontal.config.model, party.features, party.classes,
-                               coef if softmax else coef[:, 0],
-                               intercept if softmax else intercept[0])
+                               party.raw_layers())
         return [dumps({**model, "run_id": run_id}),
                 dumps({"run_id": run_id, "history": [asdict(record) for record
                                                      in party.current.history]})]

@@ -15,7 +15,18 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfl`` with every sub-command."""
-    from vfl.cli import align, audit, certs, horizontal, party, predict, simulate, transfer
+    from vfl.cli import (
+        align,
+        audit,
+        binning,
+        certs,
+        horizontal,
+        party,
+        predict,
+        simulate,
+        stability,
+        transfer,
+    )
 
     parser = argparse.ArgumentParser(
         prog="vfl",
@@ -29,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "to all the target's rows (transfer).")
     parser.add_argument("--version", action="version", version=f"vfl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (simulate, predict, align, audit, certs, party, horizontal, transfer):
+    for module in (simulate, predict, align, audit, certs, party, horizontal, transfer, binning,
+                   stability):
         module.register(commands)
     return parser
 

@@ -63,8 +63,8 @@ def feature_holder_names(count: int) -> list[str]:
     return [f"A{k}" for k in range(1, count + 1)]
 
 
-#: An output: its text, or a function that writes it to an open text file.
-Content = str | Callable[[TextIO], None]
+#: An output: its text, its bytes (an image), or a function that writes it to an open text file.
+Content = str | bytes | Callable[[TextIO], None]
 
 
 def add_force_option(parser: argparse.ArgumentParser, what: str = "output files") -> None:
@@ -157,6 +157,12 @@ def write_outputs(out_dir: str, files: Mapping[str, Content],
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=out_dir or ".")
             staged[name] = tmp
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600, widened as far as the umask allows
+            if isinstance(content, bytes):  # an image, say
+                with os.fdopen(fd, "wb") as binary:
+                    binary.write(content)
+                    binary.flush()
+                    os.fsync(binary.fileno())
+                continue
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 if isinstance(content, str):
                     handle.write(content)

@@ -22,6 +22,9 @@ __all__ = ["POOR_FIT_R2", "register", "run"]
 #: A linear model below this R^2 on its training rows is refused (see run()).
 POOR_FIT_R2 = -1.0
 
+#: The PNG files of --curves, in OUT.
+CURVE_FILES = ("roc.png", "ks.png")
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -52,6 +55,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--audit-keys", metavar="DIR", default=None,
                         help="folder with every party's signing key NAME.key ('vfl audit "
                              "keygen'); required with --audit-log")
+    parser.add_argument("--curves", action="store_true",
+                        help="logistic models: also write OUT/roc.png and OUT/ks.png, the ROC "
+                             "and KS curves on the training rows (needs matplotlib)")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     parser.set_defaults(run=run)
 
@@ -74,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     names = [federation.coordinator.name, federation.label_holder.name,
              *(a.name for a in federation.feature_holders)]
     outputs = ["report.json", *(f"model_{name}.json" for name in names[1:])]
+    if args.curves:
+        _check_curves(config.model)
+        outputs += list(CURVE_FILES)
     # Everything that could refuse the outputs is checked before any training.
     check_outputs(args.out, outputs, inputs, force=args.force)
     keys = load_party_keys(args.audit_keys, names) if args.audit_keys else None
@@ -85,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if args.contribution:
         say(f"measuring contributions ({args.contribution}) ...")
         contribution = federation.contributions(args.contribution)
-    report = _report(federation, run_config)
+    scored = _scored_rows(federation)
+    report = _report(federation, run_config, scored)
     r2 = report["metrics"].get("r2")
     if r2 is not None and r2 < POOR_FIT_R2:
         # Worse than predicting the mean by far: not a model to save as if it were fine.
@@ -98,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     parties = (federation.label_holder, *federation.feature_holders)
     files = {"report.json": dumps(report),
              **{f"model_{p.name}.json": p.model_.to_json() for p in parties}}
+    if args.curves:
+        files.update(_curve_files(scored))
 
     def sign() -> None:
         # Between staging the outputs and showing them: no unaudited model is
@@ -144,18 +156,28 @@ def _federation(args: argparse.Namespace, run_config, say):
                       progress=not args.quiet)
 
 
-def _report(federation, run_config) -> dict:
-    """report.json: weights, history and metrics on the training and validation rows."""
+def _scored_rows(federation):
+    """(predictions, their labels, validation mask) of the aligned rows: one federated
+    prediction serves the metrics, the evaluation tables and the curves."""
     import numpy as np
     import pandas as pd
 
-    from vfl.metrics import model_metrics
-
-    config, label_holder = run_config.training, federation.label_holder
+    label_holder = federation.label_holder
     predictions = federation.predict()
     truth = pd.Series(label_holder.table.label, index=label_holder.table.ids)
     held_out = {label_holder.aligned_ids_[i] for i in label_holder.validation_rows_}
     is_validation = np.array([i in held_out for i in predictions.index])
+    return predictions, truth, is_validation
+
+
+def _report(federation, run_config, scored) -> dict:
+    """report.json: weights, history and metrics on the training and validation rows."""
+    import numpy as np
+
+    from vfl.metrics import model_metrics
+
+    config, label_holder = run_config.training, federation.label_holder
+    predictions, truth, is_validation = scored
 
     def score(mask: np.ndarray) -> dict[str, float]:
         return model_metrics(config.model, truth.loc[predictions.index[mask]].to_numpy(),
@@ -177,7 +199,57 @@ def _report(federation, run_config) -> dict:
         "epochs_run": len(label_holder.history_),
         "metrics": score(~is_validation),
         **({"validation_metrics": score(is_validation)} if is_validation.any() else {}),
+        **_evaluation(config.model, truth.loc[predictions.index].to_numpy(),
+                      predictions.to_numpy(), is_validation),
         "config": {**config.to_dict(), "key_bits": run_config.key_bits,
                    "backend": run_config.backend, "alignment": run_config.alignment},
         "session": federation.session_,
     }
+
+
+def _evaluation(model: str, labels, probabilities, is_validation) -> dict:
+    """report.json's ``evaluation`` (and ``validation_evaluation``) of a logistic model:
+    KS, lift and gain by decile, confusion matrix at 0.5 (vfl.risk.evaluation_report)."""
+    from vfl.risk.report import evaluation_report
+
+    if model != "logistic":
+        return {}
+    result = {"evaluation": evaluation_report(labels[~is_validation],
+                                              probabilities[~is_validation])}
+    if is_validation.any():
+        result["validation_evaluation"] = evaluation_report(labels[is_validation],
+                                                            probabilities[is_validation])
+    return result
+
+
+def _check_curves(model: str) -> None:
+    """--curves needs a logistic model and matplotlib: refused before any training."""
+    import importlib.util
+
+    from vfl.errors import ConfigError
+
+    if model != "logistic":
+        raise ConfigError("--curves draws ROC and KS curves of a classifier: use it with "
+                          "--model logistic")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ConfigError("--curves needs matplotlib: pip install 'vfl[plot]'")
+
+
+def _curve_files(scored) -> dict[str, bytes]:
+    """The ROC and KS PNGs of the training rows."""
+    import tempfile
+
+    from vfl.plot import plot_roc_ks
+    from vfl.risk import roc_ks_points
+
+    predictions, truth, is_validation = scored
+    train = predictions.index[~is_validation]
+    points = roc_ks_points(truth.loc[train].to_numpy(), predictions.loc[train].to_numpy())
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [os.path.join(folder, name) for name in CURVE_FILES]
+        plot_roc_ks(points, *paths, title="training rows")
+        images = {}
+        for name, path in zip(CURVE_FILES, paths):
+            with open(path, "rb") as handle:
+                images[name] = handle.read()
+    return images

@@ -81,6 +81,10 @@ OTHER: dict[str, tuple[Any, dict[str, Any]]] = {
     "patience": (2, {}),
     "min_batch_factor": (3.0, {}),
     "standardize": (False, {}),
+    "lbfgs_memory": (4, {"optimizer": "lbfgs"}),
+    "gradient_tol": (1e-4, {"optimizer": "lbfgs"}),
+    "line_search_c1": (0.3, {"optimizer": "lbfgs"}),
+    "line_search_steps": (5, {"optimizer": "lbfgs"}),
 }
 
 #: Every setting a surface can carry: the run settings but `training`, and the training options.

@@ -1,5 +1,8 @@
 """Optimisers, learning-rate schedules and penalties, applied by each party alone.
 
+(Full-batch L-BFGS, ``optimizer="lbfgs"``, is not element-wise: it lives in
+:mod:`vfl.lbfgs`.)
+
 Every rule here is element-wise: the state of a weight depends only on that
 weight's own gradients. So when each party updates its own block of weights
 with its own unmasked gradient, the federation as a whole performs exactly
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "ELEMENTWISE",
     "OPTIMIZERS",
     "PENALTIES",
     "SCHEDULES",
@@ -40,7 +44,11 @@ __all__ = [
     "penalty_value",
 ]
 
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
+#: The element-wise rules of :class:`Optimizer`.
+ELEMENTWISE = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
+#: Every optimiser a run can choose: the element-wise ones and full-batch
+#: L-BFGS, which needs the whole gradient's inner products (:mod:`vfl.lbfgs`).
+OPTIMIZERS = (*ELEMENTWISE, "lbfgs")
 PENALTIES = ("none", "l2", "l1")
 SCHEDULES = ("constant", "step", "invsqrt")
 
@@ -122,8 +130,9 @@ class Optimizer:
 
     def __init__(self, config, penalized: np.ndarray, state: OptimizerState | None = None
                  ) -> None:
-        if config.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {config.optimizer!r}")
+        if config.optimizer not in ELEMENTWISE:
+            raise ValueError(f"{config.optimizer!r} is not an element-wise optimizer "
+                             f"({', '.join(ELEMENTWISE)}); L-BFGS is vfl.lbfgs")
         self.config = config
         self.penalized = np.asarray(penalized, dtype=bool)
         size = self.penalized.shape[0]

@@ -4,7 +4,9 @@
 protocol (same standardisation, initial weights, validation split, batch
 order, optimiser, penalty, loss and stopping rule) in plain floating-point
 numpy on one machine, so a federated run must match it to the precision of
-the fixed-point encoding. :func:`closed_form` is ordinary least squares, the
+the fixed-point encoding. Under ``optimizer="lbfgs"`` it runs the same
+L-BFGS rule (:mod:`vfl.lbfgs`: direction from the Gram matrix, backtracking
+line search, stopping) on the whole vectors. :func:`closed_form` is ordinary least squares, the
 optimum gradient descent approaches.
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vfl.lbfgs import LbfgsBlock, LbfgsRule, LbfgsState, penalized_gradient
 from vfl.model import sigmoid
 from vfl.optim import Optimizer, learning_rate_at, penalty_value
 from vfl.training import (
@@ -32,13 +35,18 @@ __all__ = ["CentralizedResult", "closed_form", "sigmoid", "train_centralized"]
 
 @dataclass(frozen=True)
 class CentralizedResult:
-    """Weights in raw units (joined column order), intercept and losses per epoch."""
+    """Weights in raw units (joined column order), intercept and losses per epoch.
+
+    ``trajectory`` holds the parameters after each epoch in standardised
+    units (the weights, then the intercept), as the parties update them.
+    """
 
     weights: np.ndarray
     intercept: float
     history: list[float]
     validation_history: list[float] = field(default_factory=list)
     model: str = "linear"
+    trajectory: list[np.ndarray] = field(default_factory=list)
 
     def decision_function(self, features: np.ndarray) -> np.ndarray:
         """The linear score X w + b."""
@@ -95,7 +103,9 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
         mean, scale = np.zeros(dim), np.ones(dim)
     x = (features - mean) / scale
     params = np.r_[np.asarray(initial_weights, dtype=np.float64), float(initial_intercept)]
-    optimizer = Optimizer(config, np.r_[np.ones(dim, dtype=bool), False])
+    lbfgs = config.optimizer == "lbfgs"
+    search = _LbfgsSearch(x[train], y[train], config) if lbfgs else None
+    optimizer = None if lbfgs else Optimizer(config, np.r_[np.ones(dim, dtype=bool), False])
     if config.early_stopping == "weights":
         if blocks is None or sum(blocks) != dim:
             raise ValueError("weight-change stopping needs the parties' column blocks")
@@ -104,11 +114,17 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
     best = params.copy()
     history: list[float] = []
     validation_history: list[float] = []
+    trajectory: list[np.ndarray] = []
     for epoch in range(1, config.epochs + 1):
         before = params.copy()
-        params, loss = _train_epoch(x, y, train, params, optimizer, config, epoch,
-                                    batch_seeds[epoch - 1])
+        if search is not None:
+            params, loss = search.iterate(params)
+        else:
+            assert optimizer is not None
+            params, loss = _train_epoch(x, y, train, params, optimizer, config, epoch,
+                                        batch_seeds[epoch - 1])
         history.append(loss)
+        trajectory.append(params.copy())
         validation_loss = None
         if len(validation):
             score = x[validation] @ params[:dim] + params[dim]
@@ -119,6 +135,7 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
             votes = [float(np.linalg.norm(params[a:b] - before[a:b])) <= config.tol
                      for a, b in itertools.pairwise(cuts)]
         stop, is_best = rule.update(history[-1], validation_loss, votes)
+        stop = stop or (search is not None and search.rule.converged)
         if is_best:
             best = params.copy()
         if stop:
@@ -127,7 +144,7 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
         params = best
     weights = params[:dim] / scale
     return CentralizedResult(weights, float(params[dim] - weights @ mean), history,
-                             validation_history, config.model)
+                             validation_history, config.model, trajectory)
 
 
 def _train_epoch(x: np.ndarray, y: np.ndarray, train: np.ndarray, params: np.ndarray,
@@ -145,6 +162,57 @@ def _train_epoch(x: np.ndarray, y: np.ndarray, train: np.ndarray, params: np.nda
         gradient = np.r_[x[rows].T @ residual, residual.sum()] / len(rows)
         params = optimizer.step(params, gradient, lr)
     return params, total / len(train)
+
+
+class _LbfgsSearch:
+    """The federation's L-BFGS iterations on the joined training rows (one block: all).
+
+    Each step mirrors a protocol step: a pass (loss and gradient at a point),
+    a Gram round (the new inner products, then C's direction), a trial verdict.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, config: TrainingConfig) -> None:
+        self.x, self.y, self.config = x, y, config
+        dim = x.shape[1]
+        self.penalized = np.r_[np.ones(dim, dtype=bool), False]
+        self.block = LbfgsBlock.empty(dim + 1)
+        self.rule = LbfgsRule(config, LbfgsState.fresh())
+        self.started = False
+
+    def _pass(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """(loss with the penalty, gradient with the L2 term) at `params`."""
+        config, x, y = self.config, self.x, self.y
+        dim = x.shape[1]
+        score = x @ params[:dim] + params[dim]
+        loss = _batch_loss(config, score, y) + penalty_value(config, params[:dim])
+        residual = score / 4 - y / 2 if config.model == "logistic" else score - y
+        gradient = np.r_[x.T @ residual, residual.sum()] / len(y)
+        return loss, penalized_gradient(config, params, gradient, self.penalized)
+
+    def _direction(self) -> None:
+        keep, coefficients, step = self.rule.direction(self.block.gram_entries())
+        self.block.take_direction(keep, coefficients, step, self.config.lbfgs_memory)
+
+    def iterate(self, params: np.ndarray) -> tuple[np.ndarray, float]:
+        """One iteration from `params`: (the accepted point, or `params` if none, its loss)."""
+        block, rule = self.block, self.rule
+        if not self.started:
+            loss, block.gradient = self._pass(params)
+            rule.begin(loss)
+            self._direction()
+            self.started = True
+        step, trial = block.step, 1
+        while True:
+            loss, gradient = self._pass(block.trial(params, step))
+            change = block.curvature_entries(gradient)[0] if trial == 1 else None
+            accepted, taken = rule.verdict(loss, step, trial, change)
+            if taken is None:
+                return params, rule.state.loss
+            if accepted:
+                point = block.accept(params, taken, step, gradient)
+                self._direction()
+                return point, rule.state.loss
+            step, trial = taken, trial + 1
 
 
 def closed_form(features: np.ndarray, y: np.ndarray) -> CentralizedResult:

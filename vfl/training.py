@@ -48,8 +48,12 @@ class TrainingConfig:
     batch_size : int or None
         Rows per mini-batch; None means full batch. A trailing remainder
         smaller than half a batch is merged into the batch before it.
-    optimizer : {"sgd", "momentum", "adagrad", "rmsprop", "adam"}
-        Update rule each party applies to its own weights (see :mod:`vfl.optim`).
+    optimizer : {"sgd", "momentum", "adagrad", "rmsprop", "adam", "lbfgs"}
+        Update rule each party applies to its own weights (see :mod:`vfl.optim`),
+        or full-batch L-BFGS with an exact line search (see :mod:`vfl.lbfgs`
+        and ``docs/lbfgs.md``): each epoch is one iteration,
+        its loss the loss at the accepted point; `learning_rate` and
+        `schedule` are not used. Needs a full batch and no L1 penalty.
     momentum : float
         Momentum coefficient mu in [0, 1) (``optimizer="momentum"``).
     nesterov : bool
@@ -95,6 +99,19 @@ class TrainingConfig:
     standardize : bool
         Each party centres and scales its own columns internally (weights are
         reported back in raw units).
+    lbfgs_memory : int
+        L-BFGS: pairs (step, gradient change) kept for the Hessian estimate, >= 1.
+    gradient_tol : float
+        L-BFGS: stop when the norm of the whole gradient (every party's block,
+        L2 term and intercept included) is at most this, > 0; the stopping
+        rule of `early_stopping` applies as well.
+    line_search_c1 : float
+        L-BFGS: Armijo's constant, in (0, 1), of the fallback backtracking
+        (used only where the loss does not curve up along d, i.e. rounding):
+        a trial step t is accepted when the loss drops by ``c1 * t * |g.d|``.
+    line_search_steps : int
+        L-BFGS: passes of that fallback per iteration (the step halves after
+        each); when none is accepted the run stops where it is. >= 1.
     """
 
     model: str = "linear"
@@ -120,6 +137,10 @@ class TrainingConfig:
     patience: int = 5
     min_batch_factor: float = 2.0
     standardize: bool = True
+    lbfgs_memory: int = 10
+    gradient_tol: float = 1e-5
+    line_search_c1: float = 1e-4
+    line_search_steps: int = 20
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -172,6 +193,17 @@ class TrainingConfig:
         number("validation_fraction", 0, 0.5)
         integer("patience", 1)
         number("min_batch_factor", 1)
+        integer("lbfgs_memory", 1)
+        number("gradient_tol", 0, low_open=True)
+        number("line_search_c1", 0, 1, low_open=True, high_open=True)
+        integer("line_search_steps", 1)
+        if self.optimizer == "lbfgs" and self.batch_size is not None:
+            fail(f"optimizer='lbfgs' trains on the full batch, but batch_size="
+                 f"{self.batch_size!r}: drop batch_size (--batch-size full), or choose "
+                 "another optimizer for mini-batches")
+        if self.optimizer == "lbfgs" and self.penalty == "l1":
+            fail("optimizer='lbfgs' does not support penalty='l1' (it needs an OWL-QN "
+                 "step, not implemented): use penalty='l2', or another optimizer for L1")
         if self.nesterov and self.optimizer != "momentum":
             fail(f"nesterov=True needs optimizer='momentum', got {self.optimizer!r}")
         if self.penalty == "none" and self.alpha != 0:

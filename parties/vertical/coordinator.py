@@ -16,12 +16,15 @@ import phe
 from parties.vertical.messages import (
     ConvergenceVote,
     DecryptedMaskedGradient,
+    EncryptedGram,
     EncryptedLoss,
     EncryptedValidationLoss,
     EpochEnd,
     MaskedGradient,
     MaskedPartialScores,
+    SearchDirection,
     TrainingPlan,
+    TrialVerdict,
 )
 from parties.vertical.state import CoordinatorState
 from vfl.crypto import (
@@ -36,6 +39,7 @@ from vfl.crypto import (
 from vfl.crypto.plain_engine import check_plaintext_consent
 from vfl.crypto.shares import combine_shares
 from vfl.errors import CheckpointError, ConfigMismatchError
+from vfl.lbfgs import LbfgsRule, LbfgsState
 from vfl.model import sigmoid
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import PublicKeyMessage
@@ -201,7 +205,9 @@ class Coordinator(Role[CoordinatorState]):
         assert self._plan is not None
         return CoordinatorState(epoch=0, stopped=False, n_rows=self._plan.n_rows,
                                 split_seed=self._plan.split_seed, losses=[],
-                                validation_losses=[], stopping=StoppingState())
+                                validation_losses=[], stopping=StoppingState(),
+                                search=(LbfgsState.fresh() if self._config.optimizer == "lbfgs"
+                                        else None))
 
     def start_epoch(self, endpoint: Endpoint, epoch: int) -> int:
         self._rule = StoppingRule(self._config, self.current.stopping)
@@ -209,16 +215,60 @@ class Coordinator(Role[CoordinatorState]):
         return self._batches
 
     def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
-        """Step 6: decrypt each data party's masked gradient and return it; the loss."""
-        at = {"epoch": epoch, "batch": batch}
+        """Step 6: decrypt each data party's masked gradient and return it; the loss.
+
+        Under L-BFGS the epoch's one batch is an iteration (docs/lbfgs.md).
+        """
+        if self._config.optimizer == "lbfgs":
+            self._lbfgs_iteration(endpoint, epoch)
+            return
+        loss, batch_rows = self._serve_pass(endpoint, epoch=epoch, batch=batch)
+        total, rows = self._epoch_loss
+        self._epoch_loss = (total + loss * batch_rows, rows + batch_rows)
+
+    def _serve_pass(self, endpoint: Endpoint, **at: int) -> tuple[float, int]:
+        """Step 6 of one pass: the masked gradients back to their owners; (loss, rows)."""
         for owner in (*self.feature_holders, self.label_holder):
             masked = self.receive(endpoint, owner, MaskedGradient, **at)
             endpoint.send(owner, DecryptedMaskedGradient(
                 tuple(self._decryptor.decrypt(masked.values))), **at)
         loss = self.receive(endpoint, self.label_holder, EncryptedLoss, **at)
-        total, rows = self._epoch_loss
-        self._epoch_loss = (total + self._decrypt_loss(loss.loss, loss.batch_rows)
-                            * loss.batch_rows, rows + loss.batch_rows)
+        return self._decrypt_loss(loss.loss, loss.batch_rows), loss.batch_rows
+
+    def _lbfgs_iteration(self, endpoint: Endpoint, epoch: int) -> None:
+        """One L-BFGS iteration: judge each trial pass's loss (Armijo), then the next
+        direction from the Gram round. The epoch's loss is the accepted point's."""
+        state = self.current
+        assert state.search is not None, "an L-BFGS run's state holds the search"
+        rule, number = LbfgsRule(self._config, state.search), 1
+        if state.epoch == 0:
+            at = {"epoch": epoch, "batch": number}
+            rule.begin(self._serve_pass(endpoint, **at)[0])
+            self._direction_round(endpoint, rule, **at)
+            number += 1
+        step, trial = state.search.step, 1
+        while True:
+            at = {"epoch": epoch, "batch": number}
+            loss = self._serve_pass(endpoint, **at)[0]
+            change = self._decrypt_products(endpoint, 1, **at)[0] if trial == 1 else None
+            accepted, taken = rule.verdict(loss, step, trial, change)
+            verdict = TrialVerdict(accepted, None if taken is None else float(taken))
+            for owner in (*self.feature_holders, self.label_holder):
+                endpoint.send(owner, verdict, **at)
+            if accepted:
+                self._direction_round(endpoint, rule, **at)
+            if accepted or taken is None:
+                break
+            step, trial, number = taken, trial + 1, number + 1
+        self._epoch_loss = (state.search.loss, 1)
+
+    def _direction_round(self, endpoint: Endpoint, rule: LbfgsRule, **at: int) -> None:
+        """Decrypt the summed Gram entries (whole vectors' inner products), send c and t."""
+        keep, coefficients, step = rule.direction(
+            self._decrypt_products(endpoint, rule.expected_entries, **at))
+        direction = SearchDirection(keep, tuple(float(c) for c in coefficients), float(step))
+        for owner in (*self.feature_holders, self.label_holder):
+            endpoint.send(owner, direction, **at)
 
     def validation_step(self, endpoint: Endpoint, epoch: int) -> None:
         if self._config.validation_fraction > 0:
@@ -240,6 +290,8 @@ class Coordinator(Role[CoordinatorState]):
             votes = [endpoint.receive(p, ConvergenceVote, epoch=epoch).converged
                      for p in (*self.feature_holders, self.label_holder)]
         stop, best = self._rule.update(epoch_loss, validation_loss, votes)
+        if state.search is not None:
+            stop = stop or LbfgsRule(self._config, state.search).converged
         endpoint.send(self.label_holder, EpochEnd(stop, epoch_loss, validation_loss, best),
                       epoch=epoch)
         # Whether the validation loss improved depends on the labels: a feature
@@ -249,6 +301,16 @@ class Coordinator(Role[CoordinatorState]):
             endpoint.send(name, EpochEnd(stop, None, None, told), epoch=epoch)
         state.epoch, state.stopped = epoch, stop
         return epoch_loss
+
+    def _decrypt_products(self, endpoint: Endpoint, count: int, **at: int) -> np.ndarray:
+        """B's [[summed inner products]] of whole vectors, decrypted and decoded."""
+        message = self.receive(endpoint, self.label_holder, EncryptedGram, **at)
+        expect_length(message.values, count, sender=self.label_holder,
+                      message="EncryptedGram", what="entries", party=self.name)
+        codec = self.codec
+        return codec.decode(codec.to_signed(self._decryptor.decrypt(message.values),
+                                            self.engine.n, what="L-BFGS inner products",
+                                            party=self.name), scale_power=2)
 
     def close(self) -> None:
         if self._decryptor is not None:

@@ -7,6 +7,7 @@ and :mod:`parties.vertical.label_holder`; the lifecycle around them in
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import warnings
@@ -16,7 +17,12 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import pandas as pd
 
-from parties.vertical.messages import DecryptedMaskedGradient, TrainingPlan
+from parties.vertical.messages import (
+    DecryptedMaskedGradient,
+    SearchDirection,
+    TrainingPlan,
+    TrialVerdict,
+)
 from vfl.audit.fingerprint import table_fingerprint
 from vfl.crypto import FixedPointCodec, unmask
 from vfl.data import PartyTable, Standardizer, read_party_csv
@@ -26,8 +32,10 @@ from vfl.errors import (
     ConfigMismatchError,
     EncodingOverflowError,
     InsecureSeedWarning,
+    MalformedMessageError,
     TrainingDivergedError,
 )
+from vfl.lbfgs import LbfgsBlock, penalized_gradient
 from vfl.model import ModelPart
 from vfl.optim import penalty_value
 from vfl.protocol.channel import Endpoint
@@ -103,6 +111,8 @@ class DataParty(Role[S]):
         # run of this party object starts its secret stream from this seed.
         self.seed = seed
         self.model_: ModelPart | None = model
+        #: The coordinator's name (set by each run).
+        self.coordinator = "C"
         #: This party's own IDs of the shared rows, in the agreed order.
         self.aligned_ids_: list[str] | None = None
         #: Positions (in the aligned order) of the rows held out for validation.
@@ -250,6 +260,100 @@ class DataParty(Role[S]):
         self.validation_rows_ = validation
         self._rows = PreparedRows(aligned, scaler, x, encoded, train, validation)
         return self._rows
+
+    # --- L-BFGS (docs/lbfgs.md), the same at A and B ----------------------------------------
+
+    def _lbfgs_iteration(self, endpoint: Endpoint, epoch: int) -> None:
+        """One L-BFGS iteration: trial passes along this block of d until C accepts one.
+
+        The first iteration starts with a pass at the initial weights (the
+        gradient) and a Gram round (the first direction). Each pass is one
+        "batch" of the epoch's messages, numbered from 1. After the first
+        trial (the probe) this block's share of d.(g(t) - g(0)) goes to C,
+        encrypted and summed like the Gram entries: the curvature along d.
+        After the accepted trial a Gram round brings the next direction.
+        """
+        state, search = self.current, self._search()
+        params, number, probe = self._params(), 1, True
+        if state.epoch == 0:
+            at = {"epoch": epoch, "batch": number}
+            search.gradient = self._full_gradient(
+                params, self._gradient_pass(endpoint, self.rows.train, params, **at))
+            self._gram_round(endpoint, **at)
+            number += 1
+        step = search.step
+        while True:
+            at = {"epoch": epoch, "batch": number}
+            trial = search.trial(params, step)
+            gradient = self._full_gradient(
+                trial, self._gradient_pass(endpoint, self.rows.train, trial, **at))
+            if probe:
+                self._send_gram(endpoint, self._encode_products(
+                    search.curvature_entries(gradient)), **at)
+                probe = False
+            verdict = endpoint.receive(self.coordinator, TrialVerdict, **at)
+            if verdict.step is None:
+                return  # C gave up: the point stays, the run stops
+            taken = self._checked_step(verdict.step, "TrialVerdict")
+            if verdict.accepted:
+                self._set_params(search.accept(params, taken, step, gradient))
+                self._gram_round(endpoint, **at)
+                return
+            step, number = taken, number + 1
+
+    def _full_gradient(self, params: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+        return penalized_gradient(self._config, params, gradient, self._penalized())
+
+    def _gram_round(self, endpoint: Endpoint, **at: int) -> None:
+        """This block's new Gram entries out (encrypted, summed at B), C's direction back."""
+        search = self._search()
+        self._send_gram(endpoint, self._encode_products(search.gram_entries()), **at)
+        message = endpoint.receive(self.coordinator, SearchDirection, **at)
+        memory = self._config.lbfgs_memory
+        expect_length(message.coefficients, search.basis_size(message.keep_pending, memory),
+                      sender=self.coordinator, message="SearchDirection",
+                      what="coefficients", party=self.name)
+        search.take_direction(message.keep_pending, np.asarray(message.coefficients),
+                              self._checked_step(message.step, "SearchDirection"), memory)
+
+    def _encode_products(self, entries: np.ndarray) -> list[int]:
+        """Inner products at the product scale (2^-2f), as C decodes them."""
+        return self._codec.encode(entries, scale_power=2, what="L-BFGS inner products",
+                                  party=self.name)
+
+    def _checked_step(self, step: float, message: str) -> float:
+        if not (isinstance(step, float) and math.isfinite(step) and step > 0):
+            raise MalformedMessageError(f"{self.coordinator} sent {message} with step "
+                                        f"{step!r}; a step is a positive number",
+                                        party=self.name)
+        return step
+
+    def _search(self) -> LbfgsBlock:
+        """This party's L-BFGS block (its state's ``search``)."""
+        block = getattr(self.current, "search", None)
+        if not isinstance(block, LbfgsBlock):
+            raise RuntimeError(f"party {self.name}: not in an L-BFGS run")
+        return block
+
+    def _params(self) -> np.ndarray:
+        """This party's parameters, as one vector (B: the intercept last)."""
+        raise NotImplementedError
+
+    def _set_params(self, params: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _penalized(self) -> np.ndarray:
+        """Which of :meth:`_params` carry the penalty."""
+        raise NotImplementedError
+
+    def _gradient_pass(self, endpoint: Endpoint, rows: np.ndarray, params: np.ndarray,
+                       **at: int) -> np.ndarray:
+        """One pass of the protocol at `params`; this block's data-loss gradient."""
+        raise NotImplementedError
+
+    def _send_gram(self, endpoint: Endpoint, encoded: list[int], **at: int) -> None:
+        """Send this block's encoded Gram entries on their way to C."""
+        raise NotImplementedError
 
     # --- pieces of the protocol steps -----------------------------------------------------
 

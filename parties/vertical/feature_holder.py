@@ -17,6 +17,7 @@ from parties.vertical.messages import (
     CrossTerm,
     CrossTermRequest,
     DecryptedMaskedGradient,
+    EncryptedGramPart,
     EncryptedPartialScores,
     EncryptedResidual,
     EncryptedValidationScores,
@@ -33,8 +34,9 @@ from parties.vertical.state import FeatureHolderState
 from vfl.crypto import draw_masks, expand_masks
 from vfl.crypto.shares import share_scores
 from vfl.errors import ConfigMismatchError
+from vfl.lbfgs import LbfgsBlock
 from vfl.model import ModelPart
-from vfl.optim import Optimizer, learning_rate_at
+from vfl.optim import Optimizer, OptimizerState, learning_rate_at
 from vfl.protocol.channel import Endpoint
 from vfl.psi import DEFAULT_ALIGNMENT, get_alignment
 from vfl.psi.federation import align_as_feature_holder
@@ -159,25 +161,41 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         theta = self._initial_weights(d)
         return FeatureHolderState(epoch=0, stopped=False, theta=theta, best=theta.copy(),
                                   initial_weights=theta.copy(),
-                                  optimizer=Optimizer(self._config, np.ones(d, bool)).state)
+                                  optimizer=OptimizerState.zeros(d),
+                                  search=(LbfgsBlock.empty(d)
+                                          if self._config.optimizer == "lbfgs" else None))
 
     def start_epoch(self, endpoint: Endpoint, epoch: int) -> int:
         """B's batch seed for the epoch: both sides slice the same rows."""
         start = endpoint.receive(self.label_holder, EpochStart, epoch=epoch)
         state = self.current
-        self._optimizer = Optimizer(self._config, np.ones(len(state.theta), bool),
-                                    state.optimizer)
+        if self._config.optimizer != "lbfgs":
+            self._optimizer = Optimizer(self._config, np.ones(len(state.theta), bool),
+                                        state.optimizer)
         self._before = state.theta.copy()
         self._batches = batch_plan(len(self.rows.train), self._config.batch_size,
                                    start.batch_seed)
         return len(self._batches)
 
     def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
-        """Steps 2, 5 and 7: [[u_A]] and [[L_A]] to B; [[X_A^T d + R_A]] to C; unmask, update."""
+        """Steps 2, 5 and 7: [[u_A]] and [[L_A]] to B; [[X_A^T d + R_A]] to C; unmask, update.
+
+        Under L-BFGS the epoch's one batch is an iteration (docs/lbfgs.md).
+        """
+        if self._config.optimizer == "lbfgs":
+            self._lbfgs_iteration(endpoint, epoch)
+            return
         state, rows = self.current, self.rows.train[self._batches[batch - 1]]
-        at = {"epoch": epoch, "batch": batch}
-        u_encoded = self._send_scores(endpoint, rows, EncryptedPartialScores, penalty=True,
-                                      **at)
+        grad = self._gradient_pass(endpoint, rows, state.theta, epoch=epoch, batch=batch)
+        assert self._optimizer is not None
+        state.theta = self._optimizer.step(state.theta, grad,
+                                           learning_rate_at(self._config, epoch))
+
+    def _gradient_pass(self, endpoint: Endpoint, rows: np.ndarray, params: np.ndarray,
+                       **at: int) -> np.ndarray:
+        """One pass of steps 2, 5 and 7 at weights `params`; the data loss's gradient."""
+        u_encoded = self._send_scores(endpoint, rows, EncryptedPartialScores, params,
+                                      penalty=True, **at)
         residual = self.receive(endpoint, self.label_holder, EncryptedResidual, **at).residual
         expect_length(residual, len(rows), sender=self.label_holder,
                       message="EncryptedResidual", what="residuals", party=self.name)
@@ -185,11 +203,8 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         if self._has_cross_term:
             self._answer_cross_term(endpoint, u_encoded, **at)
         reply = endpoint.receive(self.coordinator, DecryptedMaskedGradient, **at)
-        grad = self._unmask_gradient(reply, masks, self._config.residual_factor * len(rows),
+        return self._unmask_gradient(reply, masks, self._config.residual_factor * len(rows),
                                      self.coordinator)
-        assert self._optimizer is not None
-        state.theta = self._optimizer.step(state.theta, grad,
-                                           learning_rate_at(self._config, epoch))
 
     def validation_step(self, endpoint: Endpoint, epoch: int) -> None:
         """The held-out rows' encrypted scores, for the validation loss at C."""
@@ -197,7 +212,7 @@ class FeatureHolder(DataParty[FeatureHolderState]):
             return
         at = {"epoch": epoch, "batch": 0}
         u_encoded = self._send_scores(endpoint, self.rows.validation,
-                                      EncryptedValidationScores, penalty=False, **at)
+                                      EncryptedValidationScores, None, penalty=False, **at)
         if self._has_cross_term:
             self._answer_cross_term(endpoint, u_encoded, **at)
 
@@ -228,14 +243,28 @@ class FeatureHolder(DataParty[FeatureHolderState]):
 
     def _send_scores(self, endpoint: Endpoint, rows: np.ndarray,
                      message: type[EncryptedPartialScores] | type[EncryptedValidationScores],
-                     *, penalty: bool, **at: int) -> list[int]:
-        theta = self.current.theta
+                     theta: np.ndarray | None = None, *, penalty: bool,
+                     **at: int) -> list[int]:
+        theta = self.current.theta if theta is None else theta
         u_encoded = self._encode_scores(self.rows.x[rows] @ theta, "partial scores",
                                         at["epoch"])
         loss_part = self._loss_part(u_encoded, theta, penalty=penalty)
         endpoint.send(self.label_holder, message(self.engine.encrypt(u_encoded),
                                                  self.engine.encrypt([loss_part])), **at)
         return u_encoded
+
+    def _params(self) -> np.ndarray:
+        return self.current.theta
+
+    def _set_params(self, params: np.ndarray) -> None:
+        self.current.theta = params
+
+    def _penalized(self) -> np.ndarray:
+        return np.ones(self.rows.n_features, dtype=bool)
+
+    def _send_gram(self, endpoint: Endpoint, encoded: list[int], **at: int) -> None:
+        """L-BFGS: [[this block's Gram entries]] to B, which adds every party's."""
+        endpoint.send(self.label_holder, EncryptedGramPart(self.engine.encrypt(encoded)), **at)
 
     def _send_masked_gradient(self, endpoint: Endpoint, rows: np.ndarray, residual: Any,
                               **at: int) -> list[int]:

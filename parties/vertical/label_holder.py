@@ -20,6 +20,8 @@ from parties.vertical.messages import (
     CrossTerm,
     CrossTermRequest,
     DecryptedMaskedGradient,
+    EncryptedGram,
+    EncryptedGramPart,
     EncryptedLoss,
     EncryptedPartialScores,
     EncryptedResidual,
@@ -38,8 +40,9 @@ from parties.vertical.state import EpochRecord, LabelHolderState
 from vfl.crypto import EncryptedVector, draw_masks, expand_masks
 from vfl.crypto.shares import share_scores
 from vfl.errors import MalformedMessageError, TrainingDivergedError
+from vfl.lbfgs import LbfgsBlock
 from vfl.model import ModelPart, sigmoid
-from vfl.optim import Optimizer, learning_rate_at
+from vfl.optim import Optimizer, OptimizerState, learning_rate_at
 from vfl.progress import EpochProgress
 from vfl.protocol.channel import Endpoint
 from vfl.psi import DEFAULT_ALIGNMENT, get_alignment
@@ -242,12 +245,12 @@ class LabelHolder(DataParty[LabelHolderState]):
         d = self.rows.n_features
         theta = self._initial_weights(d)
         bias = self.draw_initial_intercept(self._y[self.rows.train])
-        optimizer = Optimizer(self._config, np.r_[np.ones(d, dtype=bool), False])
         return LabelHolderState(
             epoch=0, stopped=False, theta=theta, bias=bias, best_theta=theta.copy(),
             best_bias=bias, initial_weights=theta.copy(), initial_intercept=bias,
-            split_seed=self._split_seed, batch_seeds=[], history=[], optimizer=optimizer.state,
-            rng=self._public_stream_state())
+            split_seed=self._split_seed, batch_seeds=[], history=[],
+            optimizer=OptimizerState.zeros(d + 1), rng=self._public_stream_state(),
+            search=LbfgsBlock.empty(d + 1) if self._config.optimizer == "lbfgs" else None)
 
     def start_epoch(self, endpoint: Endpoint, epoch: int) -> int:
         """B draws the epoch's batch seed and sends it to every feature holder."""
@@ -256,18 +259,33 @@ class LabelHolder(DataParty[LabelHolderState]):
         state.batch_seeds.append(seed)
         for a in self.feature_holders:
             endpoint.send(a, EpochStart(seed), epoch=epoch)
-        self._optimizer = Optimizer(self._config, np.r_[np.ones(len(state.theta), bool), False],
-                                    state.optimizer)
+        if self._config.optimizer != "lbfgs":
+            self._optimizer = Optimizer(self._config, self._penalized(), state.optimizer)
         self._before = np.r_[state.theta, state.bias]
         self._batches = batch_plan(len(self.rows.train), self._config.batch_size, seed)
         return len(self._batches)
 
     def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
-        """Steps 3-7 for one batch: [[d]] to every A, gradients and loss to C, update."""
-        state, rows = self.current, self.rows.train[self._batches[batch - 1]]
-        at = {"epoch": epoch, "batch": batch}
-        scores = self._collect_scores(endpoint, rows, EncryptedPartialScores, penalty=True,
-                                      **at)
+        """Steps 3-7 for one batch: [[d]] to every A, gradients and loss to C, update.
+
+        Under L-BFGS the epoch's one batch is an iteration (docs/lbfgs.md).
+        """
+        if self._config.optimizer == "lbfgs":
+            self._lbfgs_iteration(endpoint, epoch)
+            return
+        rows = self.rows.train[self._batches[batch - 1]]
+        params = self._params()
+        grad = self._gradient_pass(endpoint, rows, params, epoch=epoch, batch=batch)
+        assert self._optimizer is not None
+        self._set_params(self._optimizer.step(params, grad,
+                                              learning_rate_at(self._config, epoch)))
+
+    def _gradient_pass(self, endpoint: Endpoint, rows: np.ndarray, params: np.ndarray,
+                       **at: int) -> np.ndarray:
+        """One pass of steps 3-7 at `params` (weights, then the intercept); the data
+        loss's gradient."""
+        scores = self._collect_scores(endpoint, rows, EncryptedPartialScores, params,
+                                      penalty=True, **at)
         residual = self.engine.add_plain(scores.u_a, scores.v)
         self._send_residual(endpoint, residual, **at)
         self._ask_cross_terms(endpoint, scores, **at)
@@ -275,12 +293,8 @@ class LabelHolder(DataParty[LabelHolderState]):
         loss = self._add_cross_terms(endpoint, scores, **at)
         endpoint.send(self.coordinator, EncryptedLoss(loss, len(rows)), **at)
         reply = endpoint.receive(self.coordinator, DecryptedMaskedGradient, **at)
-        grad = self._unmask_gradient(reply, masks, self._config.residual_factor * len(rows),
+        return self._unmask_gradient(reply, masks, self._config.residual_factor * len(rows),
                                      self.coordinator)
-        assert self._optimizer is not None
-        params = self._optimizer.step(np.r_[state.theta, state.bias], grad,
-                                      learning_rate_at(self._config, epoch))
-        state.theta, state.bias = params[:-1], float(params[-1])
 
     def validation_step(self, endpoint: Endpoint, epoch: int) -> None:
         """The held-out rows' encrypted loss (no penalty) to C."""
@@ -288,7 +302,7 @@ class LabelHolder(DataParty[LabelHolderState]):
         if not len(validation):
             return
         at = {"epoch": epoch, "batch": 0}
-        scores = self._collect_scores(endpoint, validation, EncryptedValidationScores,
+        scores = self._collect_scores(endpoint, validation, EncryptedValidationScores, None,
                                       penalty=False, **at)
         self._ask_cross_terms(endpoint, scores, **at)
         endpoint.send(self.coordinator, EncryptedValidationLoss(
@@ -386,9 +400,15 @@ class LabelHolder(DataParty[LabelHolderState]):
 
     def _collect_scores(self, endpoint: Endpoint, rows: np.ndarray,
                         message: type[EncryptedPartialScores] | type[EncryptedValidationScores],
-                        *, penalty: bool, **at: int) -> _Scores:
-        """Steps 2-3: every [[u_Ak]] and [[L_Ak]]; v = u_B - y; [[S]] without cross terms."""
-        engine, state = self.engine, self.current
+                        params: np.ndarray | None = None, *, penalty: bool,
+                        **at: int) -> _Scores:
+        """Steps 2-3: every [[u_Ak]] and [[L_Ak]]; v = u_B - y; [[S]] without cross terms.
+
+        At `params` (weights, then the intercept), by default the current ones.
+        """
+        engine = self.engine
+        params = self._params() if params is None else params
+        theta, bias = params[:-1], float(params[-1])
         parts = [self.receive(endpoint, a, message, **at) for a in self.feature_holders]
         for a, part in zip(self.feature_holders, parts):
             expect_length(part.scores, len(rows), sender=a, message=message.__name__,
@@ -397,7 +417,7 @@ class LabelHolder(DataParty[LabelHolderState]):
                           what="loss ciphertexts", party=self.name)
         # v = u_B - y for squared loss; the Taylor residual 4d = u - 2y needs 2y.
         label_factor = 2.0 if self._config.model == "logistic" else 1.0
-        v = self.rows.x[rows] @ state.theta + state.bias - label_factor * self._y[rows]
+        v = self.rows.x[rows] @ theta + bias - label_factor * self._y[rows]
         v_encoded = self._encode_scores(v, "u_B - y", at["epoch"])
         # Suffix sums [[U_j]] = [[sum_{k>j} u_Ak]]: A_j returns [[2 u_Aj . U_j]].
         suffix = parts[-1].scores
@@ -405,11 +425,38 @@ class LabelHolder(DataParty[LabelHolderState]):
         for j in range(len(self.feature_holders) - 2, -1, -1):
             requests.append((self.feature_holders[j], suffix))
             suffix = engine.add(suffix, parts[j].scores)
-        plain = self._loss_part(v_encoded, state.theta, penalty=penalty)
+        plain = self._loss_part(v_encoded, theta, penalty=penalty)
         loss = engine.add_plain(engine.dot(suffix, [2 * e for e in v_encoded]), [plain])
         for part in parts:
             loss = engine.add(loss, part.loss_part)
         return _Scores(suffix, v_encoded, loss, requests)
+
+    def _params(self) -> np.ndarray:
+        state = self.current
+        return np.r_[state.theta, state.bias]
+
+    def _set_params(self, params: np.ndarray) -> None:
+        state = self.current
+        state.theta, state.bias = params[:-1], float(params[-1])
+
+    def _penalized(self) -> np.ndarray:
+        """Every weight carries the penalty, the intercept (last) never."""
+        return np.r_[np.ones(self.rows.n_features, dtype=bool), False]
+
+    def _send_gram(self, endpoint: Endpoint, encoded: list[int], **at: int) -> None:
+        """L-BFGS: every feature holder's [[Gram entries]] plus B's own, re-randomised, to C.
+
+        B cannot read the feature holders' shares (C's key); C decrypts only the sum.
+        """
+        total: EncryptedVector | None = None
+        for a in self.feature_holders:
+            part = self.receive(endpoint, a, EncryptedGramPart, **at).values
+            expect_length(part, len(encoded), sender=a, message="EncryptedGramPart",
+                          what="entries", party=self.name)
+            total = part if total is None else self.engine.add(total, part)
+        assert total is not None  # a run has at least one feature holder
+        endpoint.send(self.coordinator, EncryptedGram(
+            self.engine.rerandomize(self.engine.add_plain(total, encoded))), **at)
 
     def _send_residual(self, endpoint: Endpoint, residual: EncryptedVector, **at: int) -> None:
         """Steps 3-4: [[d]] to every feature holder, each re-randomised on its own.

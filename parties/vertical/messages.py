@@ -4,8 +4,9 @@ Arrows give sender -> recipient. Ciphertext fields are
 :class:`~vfl.crypto.EncryptedVector`; the receiving party validates every one
 of them (see :meth:`vfl.runtime.role.Role.receive`). Nothing here carries a raw
 ID, feature, label or weight; the only plaintext reals are the loss (to B),
-the batch size and, for prediction and the final intercept fold, the values
-documented in the README's leakage list. The key, resuming and the audit
+the batch size, the L-BFGS coefficients and steps (``docs/lbfgs.md``) and,
+for prediction and the final intercept fold, the values documented in the
+README's leakage list. The key, resuming and the audit
 record are the runtime's messages (:mod:`vfl.protocol.messages`); alignment
 messages live with their method in :mod:`vfl.psi`.
 """
@@ -23,6 +24,8 @@ __all__ = [
     "CrossTerm",
     "CrossTermRequest",
     "DecryptedMaskedGradient",
+    "EncryptedGram",
+    "EncryptedGramPart",
     "EncryptedLoss",
     "EncryptedPartialScores",
     "EncryptedResidual",
@@ -35,7 +38,9 @@ __all__ = [
     "MaskedPartialScores",
     "PartialScores",
     "PredictionMaskSeed",
+    "SearchDirection",
     "TrainingPlan",
+    "TrialVerdict",
 ]
 
 
@@ -192,6 +197,71 @@ class EpochEnd:
     loss: float | None = None
     validation_loss: float | None = None
     best: bool = False
+
+
+# --- L-BFGS (docs/lbfgs.md) -------------------------------------------------------
+
+
+@wire_message
+@dataclass(frozen=True)
+class EncryptedGramPart:
+    """A -> B: [[this party's share of the new Gram entries]] (vfl.lbfgs), product scale.
+
+    B cannot read them (C's key) and forwards only their sum with its own.
+    """
+
+    values: EncryptedVector
+
+
+@wire_message
+@dataclass(frozen=True)
+class EncryptedGram:
+    """B -> C: [[the new Gram entries of the full vectors]]: every party's share summed,
+    re-randomised. C decrypts inner products of whole vectors, never a party's share."""
+
+    values: EncryptedVector
+
+
+@wire_message
+@dataclass(frozen=True)
+class SearchDirection:
+    """C -> A, B: the L-BFGS direction as coefficients over the parties' own vectors.
+
+    Each party forms its block of d = sum_j c_j v_j over (s_1..s_h, y_1..y_h,
+    g), after adding the pending pair to its memory if `keep_pending`.
+
+    Attributes
+    ----------
+    keep_pending : bool
+        The last step's pair passed the curvature check and joins the memory.
+    coefficients : tuple of float
+        c, one per basis vector (2h + 1).
+    step : float
+        The first trial step t.
+    """
+
+    keep_pending: bool
+    coefficients: tuple[float, ...]
+    step: float
+
+
+@wire_message
+@dataclass(frozen=True)
+class TrialVerdict:
+    """C -> A, B: after the pass at w + t d, what the line search decided.
+
+    Attributes
+    ----------
+    accepted : bool
+    step : float or None
+        Accepted: the step taken (the trial's own, or the exact minimiser
+        along d, where each party interpolates its gradient). Not accepted:
+        the next trial's step, or None when the line search gave up (the
+        point stays; the run stops).
+    """
+
+    accepted: bool
+    step: float | None = None
 
 
 # --- after training -------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from vfl.lbfgs import LbfgsBlock, LbfgsState
 from vfl.optim import OptimizerState
 from vfl.runtime.state import GeneratorState, RoleState
 from vfl.training import StoppingState
@@ -57,14 +58,18 @@ class FeatureHolderState(RoleState):
     initial_weights : numpy.ndarray
         Its secret random start.
     optimizer : OptimizerState
+    search : LbfgsBlock or None
+        Its block of the L-BFGS vectors (``optimizer="lbfgs"`` only).
     """
 
-    LAYOUT: ClassVar[str] = "vertical.feature_holder/1"
+    #: /2: the L-BFGS block joined the layout.
+    LAYOUT: ClassVar[str] = "vertical.feature_holder/2"
 
     theta: np.ndarray
     best: np.ndarray
     initial_weights: np.ndarray
     optimizer: OptimizerState
+    search: LbfgsBlock | None = None
 
 
 @dataclass
@@ -90,9 +95,13 @@ class LabelHolderState(RoleState):
         seed (tests): a resumed run draws the same batch seeds as an
         uninterrupted one. None otherwise: sent seeds then come from the OS
         CSPRNG. Never the secrets' stream.
+    search : LbfgsBlock or None
+        Its block of the L-BFGS vectors, the intercept last
+        (``optimizer="lbfgs"`` only).
     """
 
-    LAYOUT: ClassVar[str] = "vertical.label_holder/1"
+    #: /2: the L-BFGS block joined the layout.
+    LAYOUT: ClassVar[str] = "vertical.label_holder/2"
 
     theta: np.ndarray
     bias: float
@@ -105,6 +114,7 @@ class LabelHolderState(RoleState):
     history: list[EpochRecord]
     optimizer: OptimizerState
     rng: GeneratorState | None
+    search: LbfgsBlock | None = None
 
 
 @dataclass
@@ -118,12 +128,17 @@ class CoordinatorState(RoleState):
     losses, validation_losses : list of float
         Every epoch's mean training and validation loss.
     stopping : StoppingState
+    search : LbfgsState or None
+        The L-BFGS memory's Gram matrix, the current loss and direction's slope
+        (``optimizer="lbfgs"`` only).
     """
 
-    LAYOUT: ClassVar[str] = "vertical.coordinator/1"
+    #: /2: the L-BFGS state joined the layout.
+    LAYOUT: ClassVar[str] = "vertical.coordinator/2"
 
     n_rows: int
     split_seed: int
     losses: list[float]
     validation_losses: list[float]
     stopping: StoppingState
+    search: LbfgsState | None = None

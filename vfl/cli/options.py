@@ -80,7 +80,8 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
     "epochs": (int, "maximum number of passes over the training rows"),
     "learning_rate": (float, "base step size (see --schedule)"),
     "batch_size": (batch_size, "rows per mini-batch, or 'full' (None = full batch)"),
-    "optimizer": (OPTIMIZERS, "update rule every party applies to its own weights"),
+    "optimizer": (OPTIMIZERS, "update rule every party applies to its own weights "
+                              "(lbfgs: full-batch L-BFGS)"),
     "momentum": (float, "momentum coefficient (--optimizer momentum)"),
     "nesterov": (bool, "Nesterov momentum (--optimizer momentum)"),
     "beta1": (float, "Adam's first-moment decay"),
@@ -104,6 +105,10 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
     "patience": (int, "epochs without validation improvement before stopping"),
     "min_batch_factor": (float, "a party with d features refuses batches of <= factor*d rows"),
     "standardize": (bool, "each party standardises its own columns (--no-standardize: raw)"),
+    "lbfgs_memory": (int, "pairs (step, gradient change) L-BFGS keeps (--optimizer lbfgs)"),
+    "gradient_tol": (float, "L-BFGS stops when the whole gradient's norm is at most this"),
+    "line_search_c1": (float, "Armijo's constant of L-BFGS's fallback backtracking, in (0, 1)"),
+    "line_search_steps": (int, "passes of L-BFGS's fallback backtracking before it stops"),
 }
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "AuditKeyError",
     "AuditLogError",
     "BatchTooSmallError",
+    "BinningFileError",
     "BrokenChainError",
     "CertificateFileError",
     "ChannelTimeoutError",
@@ -200,6 +201,11 @@ class ModelFileError(VFLError, ValueError):
     """A saved model part is missing, unreadable or belongs to another party."""
 
 
+class BinningFileError(VFLError, ValueError):
+    """A binning or scorecard file is missing, unreadable, damaged, another party's, or
+    of another run than the other files (or columns) it is used with."""
+
+
 # --- audit log ---------------------------------------------------------------
 
 
@@ -289,3 +295,4 @@ class ConfigFileError(ConfigError):
 
 class CheckpointError(VFLError, ValueError):
     """A checkpoint is unreadable, damaged, or belongs to another run, configuration or data."""
+

@@ -7,12 +7,15 @@ of configurations, certificates and data can be moved as a whole. The layout
 is documented in ``docs/network.md`` and shown by the example configurations
 in ``examples/three-parties``.
 
-Three protocol families share the format: vertical (``coordinator``,
+Four protocol families share the format: vertical (``coordinator``,
 ``label_holder``, ``feature_holder``), horizontal (``client``, ``server``,
-``key_holder``) and transfer (``source``, ``target``). The role names the
-family; ``[federation] kind`` may state it too (then it must agree). The
-horizontal options are the ``[horizontal]`` table (HorizontalConfig's
-fields), the transfer options the ``[transfer]`` table (TransferConfig's).
+``key_holder``), transfer (``source``, ``target``) and binning (the vertical
+role names, with ``[federation] kind = "binning"``). The role names the
+family; ``[federation] kind`` may state it too (then it must agree), and
+must for binning. The horizontal options are the ``[horizontal]`` table
+(HorizontalConfig's fields), the transfer options the ``[transfer]`` table
+(TransferConfig's), the binning options the ``[binning]`` table
+(BinningConfig's).
 
 The run settings (key size and engine, alignment, timeouts, TLS opt-out, the
 ``[training]`` table) are :class:`~vfl.runtime.config.RunConfig`'s fields:
@@ -39,6 +42,7 @@ from vfl.runtime.config import RunConfig, run_settings, setting_of, setting_prob
 from vfl.training import TrainingConfig
 
 if TYPE_CHECKING:  # imported where used: the vertical roles never load these families
+    from parties.binning.config import BinningConfig
     from parties.horizontal.config import HorizontalConfig
     from parties.transfer.config import TransferConfig
 
@@ -50,9 +54,15 @@ KINDS: dict[str, tuple[str, ...]] = {
     "vertical": ("coordinator", "label_holder", "feature_holder"),
     "horizontal": ("client", "server", "key_holder"),
     "transfer": ("source", "target"),
+    # The vertical roles' names: the same parties, binning their columns (docs/binning.md).
+    "binning": ("coordinator", "label_holder", "feature_holder"),
 }
-ROLES = tuple(role for roles in KINDS.values() for role in roles)
-_KIND_OF_ROLE = {role: kind for kind, roles in KINDS.items() for role in roles}
+ROLES = tuple(dict.fromkeys(role for roles in KINDS.values() for role in roles))
+#: The family a role names when ``[federation] kind`` does not say (binning must say).
+_KIND_OF_ROLE: dict[str, str] = {}
+for _kind, _roles in KINDS.items():
+    for _role in _roles:
+        _KIND_OF_ROLE.setdefault(_role, _kind)
 #: The table of run settings only the coordinator's file has (key size and engine).
 _COORDINATOR_TABLE = "keys"
 _TRAINING_FIELDS = {f.name: f for f in fields(TrainingConfig)}
@@ -154,12 +164,14 @@ class PartyConfig:
         From the ``[audit]`` table: this party's own copy of the signed audit
         log and its Ed25519 signing key (``vfl audit keygen``). None: the run
         is not audited (then no party may audit it).
-    kind : {"vertical", "horizontal", "transfer"}
-        The protocol family (follows from the role).
+    kind : {"vertical", "horizontal", "transfer", "binning"}
+        The protocol family (follows from the role and ``[federation] kind``).
     horizontal : HorizontalSpec or None
         A horizontal party's federation and options.
     transfer : TransferSpec or None
         A transfer party's federation and options.
+    binning : BinningConfig or None
+        A binning party's options (the ``[binning]`` table).
     """
 
     source: Path
@@ -185,6 +197,7 @@ class PartyConfig:
     kind: str = "vertical"
     horizontal: HorizontalSpec | None = None
     transfer: TransferSpec | None = None
+    binning: BinningConfig | None = None
 
     @property
     def is_data_party(self) -> bool:
@@ -197,6 +210,8 @@ class PartyConfig:
             return self.horizontal.config.rounds
         if self.transfer is not None:
             return self.transfer.config.epochs
+        if self.kind == "binning":
+            return 0
         return self.run.training.epochs
 
     # The run settings one by one, as the code that runs a party reads them.
@@ -327,7 +342,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     path = Path(path)
     top = _Reader(_read_toml(path), "", path, None)
     name, role = _name_and_role(top)
-    kind = _KIND_OF_ROLE[role]
+    kind = _stated_kind(top, role)
     run_id = top.take("run_id", str, what="the same run id at every party")
     listen = _address(top, "listen", "host:port this party listens on")
     # The run settings, field by field from RunConfig; `written` keeps the key
@@ -345,10 +360,14 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     output = top.take_path("output", what="folder for this party's result")
     checkpoints = top.take_path("checkpoints", str(output / "checkpoints"))
     family: dict[str, Any] = {}
-    if kind == "vertical":
-        seed = top.take("seed", int, None)
+    if kind in ("vertical", "binning"):
+        if kind == "binning":
+            family["binning"] = _binning(top, name)
+            seed = None
+        else:
+            seed = top.take("seed", int, None)
         label_holder, coordinator, feature_holders = _federation(top, name, role, settings,
-                                                                 written)
+                                                                 written, kind)
         everyone = [coordinator, label_holder, *feature_holders]
         needed = ({label_holder, coordinator} if role == "feature_holder"
                   else set(everyone) - {name})
@@ -376,6 +395,9 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     tls = _tls(top, name, insecure, written)
     training = (_training_config(top.table_of("training", required=False), path, name)
                 if kind == "vertical" else TrainingConfig())
+    if kind != "binning":
+        top.forbid("binning", f"is for binning runs ([federation] kind = \"binning\"), not "
+                              f"{kind} ones")
     values = {**_audit_files(top, name), **_data_or_keys(top, role, settings, written)}
     top.finish()
     try:
@@ -426,9 +448,10 @@ def _name_and_role(top: _Reader) -> tuple[str, str]:
 
 
 def _federation(top: _Reader, name: str, role: str, settings: dict[str, Any],
-                written: dict[str, str]) -> tuple[str, str, tuple[str, ...]]:
+                written: dict[str, str], kind: str = "vertical"
+                ) -> tuple[str, str, tuple[str, ...]]:
     """The [federation] table: every party's name (this one's among them) and its settings."""
-    federation = _federation_table(top, "vertical", role)
+    federation = _federation_table(top, kind, role)
     label_holder = federation.take("label_holder", str, "B")
     coordinator = federation.take("coordinator", str, "C")
     feature_holders = tuple(federation.strings("feature_holders", ...) or ())
@@ -437,6 +460,28 @@ def _federation(top: _Reader, name: str, role: str, settings: dict[str, Any],
     _names_of(top, name, role, {"coordinator": coordinator, "label_holder": label_holder},
               {"feature_holders": feature_holders})
     return label_holder, coordinator, feature_holders
+
+
+def _stated_kind(top: _Reader, role: str) -> str:
+    """The family: ``[federation] kind`` where it names one of the role's families, else the
+    role's first (a wrong kind is refused, naming the key, when the table is read)."""
+    federation = top.table.get("federation")
+    stated = federation.get("kind") if isinstance(federation, dict) else None
+    if stated in KINDS and role in KINDS[stated]:
+        return str(stated)
+    return _KIND_OF_ROLE[role]
+
+
+def _binning(top: _Reader, name: str) -> BinningConfig:
+    """A binning party's [binning] table; the vertical run's tables are refused."""
+    from parties.binning.config import BinningConfig
+
+    top.forbid("training", "is for vertical training runs; a binning run's options are the "
+                           "[binning] table")
+    top.forbid("seed", "is not used by a binning party (nothing it draws may be predictable)")
+    top.forbid("audit", "is not supported for binning runs yet")
+    return _options_table(top.table_of("binning", required=False), BinningConfig, top.path,
+                          name)
 
 
 def _federation_table(top: _Reader, kind: str, role: str) -> _Reader:
@@ -605,7 +650,7 @@ def _data_or_keys(top: _Reader, role: str, settings: dict[str, Any],
             "id_column": data.take("id_column", str),
             "label_column": data.take("label_column", str, ... if labelled else None,
                                       "the label column" if labelled else "")}
-        if kind == "vertical":
+        if kind in ("vertical", "binning"):
             values["features"] = data.strings("features", None)
     data.finish()
     return values

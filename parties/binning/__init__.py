@@ -6,14 +6,17 @@
 >>> b = BinningLabelHolder(frame_b, id_column="id", label_column="y")  # doctest: +SKIP
 >>> run_binning(b, a, BinningCoordinator(), BinningConfig(bins=10))  # doctest: +SKIP
 >>> a.result_                                                        # doctest: +SKIP
+>>> FeatureHolder(woe_encode(frame_a, a.binning), id_column="id")   # doctest: +SKIP
 """
 
 from parties.binning.config import DEFAULT_MIN_BIN_ROWS, BinningConfig
 from parties.binning.coordinator import BinningCoordinator
+from parties.binning.encoding import check_binning_files, woe_encode
 from parties.binning.feature_holder import BinningFeatureHolder
 from parties.binning.federation import run_binning
 from parties.binning.label_holder import BinningLabelHolder
-from parties.binning.result import BINNING_FORMAT, FeatureBinning
+from parties.binning.result import BINNING_FORMAT, BinningResult, FeatureBinning
+from parties.binning.scorecard import load_scorecard, party_scorecard
 from parties.binning.table import BinningTable
 
 __all__ = [
@@ -23,7 +26,12 @@ __all__ = [
     "BinningCoordinator",
     "BinningFeatureHolder",
     "BinningLabelHolder",
+    "BinningResult",
     "BinningTable",
     "FeatureBinning",
+    "check_binning_files",
+    "load_scorecard",
+    "party_scorecard",
     "run_binning",
+    "woe_encode",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from parties.binning.config import BinningConfig
-from parties.binning.result import FeatureBinning, binning_report
+from parties.binning.result import BinningResult, FeatureBinning, binning_report
 from parties.binning.table import BinningTable
 from vfl.data import read_party_csv
 from vfl.files import atomic_write_text
@@ -71,7 +71,9 @@ class BinningParty(Role[BinningState]):
     Learned attributes: ``result_`` (a list of
     :class:`~parties.binning.result.FeatureBinning`, this party's view of
     every column it learns about), ``bins_`` (its own columns' final
-    :class:`~vfl.risk.binning.Bins`, by name) and ``aligned_rows_``.
+    :class:`~vfl.risk.binning.Bins`, by name), ``aligned_rows_`` and
+    ``session_`` (the run's name, the same at every party). :attr:`binning`
+    is all of it as this party's file holds it.
     """
 
     role: ClassVar[str]
@@ -94,6 +96,7 @@ class BinningParty(Role[BinningState]):
         self.result_: list[FeatureBinning] | None = None
         self.bins_: dict[str, Bins] | None = None
         self.aligned_rows_: int | None = None
+        self.session_: str | None = None
         self._aligned: BinningTable | None = None
 
     @classmethod
@@ -110,6 +113,7 @@ class BinningParty(Role[BinningState]):
         self.config, self.alignment = config, alignment
         self.label_holder, self.coordinator = label_holder, coordinator
         self.result_, self.bins_, self.state, self._aligned = None, None, None, None
+        self.session_ = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -123,6 +127,7 @@ class BinningParty(Role[BinningState]):
 
     def open(self, endpoint: Endpoint) -> None:
         """The coordinator's public key."""
+        self.session_ = endpoint.session
         self.receive_key(endpoint, self.coordinator)
 
     def fresh_state(self) -> BinningState:
@@ -155,7 +160,15 @@ class BinningParty(Role[BinningState]):
         if self.result_ is None or self.aligned_rows_ is None:
             raise AttributeError(f"party {self.name} has not binned yet")
         return binning_report(self.name, self.role, self.config.to_dict(),
-                              self.aligned_rows_, self.result_)
+                              self.aligned_rows_, self.result_, session=self.session_,
+                              id_column=self.id_column,
+                              label_column=self.label_column if self.is_label_holder else None)
+
+    @property
+    def binning(self) -> BinningResult:
+        """This party's result as its ``binning_<party>.json`` holds it (for
+        :func:`~parties.binning.woe_encode`)."""
+        return BinningResult.from_report(self.report(), source=f"party {self.name}'s binning")
 
     def save_report(self, path: str | os.PathLike[str]) -> None:
         atomic_write_text(path, json.dumps(self.report(), indent=2, allow_nan=False) + "\n")

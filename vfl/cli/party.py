@@ -1,7 +1,8 @@
 """``vfl party --config party.toml``: run one party of a federation on this machine.
 
-Vertical (A, B or C), horizontal (client, server, key holder) or transfer
-(source, target): the role in the file picks the protocol.
+Vertical (A, B or C), horizontal (client, server, key holder), transfer
+(source, target) or binning (A, B or C with ``[federation] kind = "binning"``):
+the role in the file picks the protocol.
 
 The party listens on its own address, talks to its peers over gRPC with
 mutual TLS, saves a checkpoint after every epoch and, restarted after a
@@ -87,6 +88,12 @@ resp. the target, drafts the record). Results: server
 model_S.json + history_S.json, clients and key holder summary_NAME.json,
 source model + history, target model + predictions_NAME.csv.
 
+Federated binning (docs/binning.md) runs on the vertical roles' files with
+[federation] kind = "binning" and a [binning] table of BinningConfig fields
+(method, bins, min_bin_rows, prebins, select_iv or select_top; identical at
+every party) instead of [training]; no seed, no [audit]. Results: each data
+party binning_NAME.json (as 'vfl binning' writes it), C summary_C.json.
+
 Start the parties in any order; each waits for the others (up to
 connect_timeout). If a party dies, the others stop within `timeout` with an
 error naming it; start all of them again with the same files and training
@@ -170,6 +177,10 @@ def run_party(config, *, quiet: bool = False, capture=None, force: bool = False)
         # A client that stops is a dropout: left out of the rounds, the run goes on
         # (with [audit], every party must sign at the end, so it cannot).
         endpoint.allow_leaving(config.horizontal.clients)
+    if config.kind == "binning" and config.role != "coordinator":
+        # C's part ends with its last decryption, while B still sends A its WOE: C
+        # may exit then (a receive from C after it left still fails).
+        endpoint.allow_leaving([config.coordinator])
     say(f"{config.role.replace('_', ' ')} listening on {endpoint.address}, run "
         f"{config.run_id!r}, peers " + ", ".join(f"{p} at {a}" for p, a in config.peers.items()))
     watch = PeerWatch(endpoint)
@@ -249,6 +260,8 @@ def _build_party(config, quiet: bool):
         return _build_horizontal(config)
     if config.kind == "transfer":
         return _build_transfer(config)
+    if config.kind == "binning":
+        return _build_binning(config)
     from parties import Coordinator, FeatureHolder, LabelHolder
 
     if config.role == "coordinator":
@@ -303,6 +316,44 @@ def _build_transfer(config):
     return party
 
 
+def _build_binning(config):
+    """A binning role, set up for the run as :func:`~parties.binning.run_binning` sets
+    them up (each with its own copy of the shared settings)."""
+    from parties.binning import BinningCoordinator, BinningFeatureHolder, BinningLabelHolder
+    from vfl.data import read_party_csv
+
+    if config.role == "coordinator":
+        party = BinningCoordinator(key_bits=config.key_bits, insecure_key=config.insecure_key,
+                                   backend=config.backend, name=config.name)
+        party.begin_run(config.binning, label_holder=config.label_holder,
+                        feature_holders=config.feature_holders)
+        return party
+    frame = read_party_csv(config.data_file, party=config.name, id_column=config.id_column)
+    if config.features is not None:
+        from vfl.errors import MissingColumnError
+
+        absent = [c for c in config.features if c not in frame.columns]
+        if absent:
+            raise MissingColumnError(f"{config.data_file} has no column {absent[0]!r} that "
+                                     f"[data] features names", party=config.name)
+        # The label stays where it is: at a feature holder, BinningTable refuses it.
+        keep = [config.id_column, *([config.label_column] if config.label_column
+                                    in frame.columns else []), *config.features]
+        frame = frame[keep]
+    if config.role == "label_holder":
+        b = BinningLabelHolder(frame, id_column=config.id_column,
+                               label_column=config.label_column, name=config.name,
+                               source=str(config.data_file))
+        b.begin_run(config.binning, feature_holders=config.feature_holders,
+                    alignment=config.alignment, coordinator=config.coordinator)
+        return b
+    a = BinningFeatureHolder(frame, id_column=config.id_column, name=config.name,
+                             label_column=config.label_column, source=str(config.data_file))
+    a.begin_run(config.binning, alignment=config.alignment, label_holder=config.label_holder,
+                coordinator=config.coordinator)
+    return a
+
+
 def _open_endpoint(config, capture):
     """This party's gRPC endpoint: mutual TLS, or none where the file opts out."""
     from vfl.net import GrpcEndpoint, InsecureTransportWarning, TlsFiles
@@ -330,7 +381,12 @@ def _traffic_at(endpoint, epoch: int, seconds: float) -> dict:
 
 
 def _run_role(config, party, endpoint, store) -> None:
-    if config.kind != "vertical":
+    if config.kind == "binning":
+        from vfl.runtime.session import Session
+
+        # No epochs and nothing to resume: a binning run is simply run again.
+        Session(party, endpoint).run()
+    elif config.kind != "vertical":
         from vfl.progress import EpochProgress
         from vfl.runtime.session import Session
 
@@ -365,9 +421,15 @@ _RESULTS = {
 }
 
 
+#: A binning party's result files besides ``traffic_NAME.json``.
+_BINNING_RESULTS = {"coordinator": ("summary_{}.json",), "label_holder": ("binning_{}.json",),
+                    "feature_holder": ("binning_{}.json",)}
+
+
 def _result_names(config) -> list[str]:
     """The files this party writes into its output folder."""
-    return [*(pattern.format(config.name) for pattern in _RESULTS[config.role]),
+    results = _BINNING_RESULTS if config.kind == "binning" else _RESULTS
+    return [*(pattern.format(config.name) for pattern in results[config.role]),
             f"traffic_{config.name}.json"]
 
 
@@ -394,6 +456,11 @@ def _result_texts(config, party) -> list[str]:
     served (it decrypts only masked sums), B its model and its own predictions.
     """
     role, run_id = config.role, config.run_id
+    if config.kind == "binning":
+        # Each data party its own binning file; C how many masked values it decrypted.
+        if role == "coordinator":
+            return [dumps({"run_id": run_id, "decrypted_values": len(party.decrypted_)})]
+        return [dumps(party.report())]
     if role == "coordinator":
         # C learns the losses anyway (it decrypts them); nothing else to keep.
         return [dumps({"run_id": run_id, "losses": party.losses_,

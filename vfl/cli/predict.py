@@ -39,15 +39,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--deliver-to", default="B", choices=["B", "C"],
                         help="who receives the predictions")
     add_run_option(parser, "alignment")
+    group = parser.add_argument_group("WOE encoding and scorecard (docs/risk.md)")
+    group.add_argument("--woe", default=None, metavar="DIR",
+                       help="the model was trained with --woe DIR: each party encodes its "
+                            "new rows with its own DIR/binning_<party>.json, as in training "
+                            "(values beyond the training range in the end bins, missing "
+                            "values in the missing bin)")
+    group.add_argument("--scorecard", action="store_true",
+                       help="with --woe: also write each row's score (MODEL_DIR's "
+                            "scorecard_B.json scale: offset - factor * log-odds), computed "
+                            "by B from the prediction it receives")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import pandas as pd
 
     from parties import Coordinator, FeatureHolder, Federation, LabelHolder
-    from vfl.data import read_party_csv
-    from vfl.model import ModelPart
+    from vfl.model import ModelPart, sigmoid
 
     inputs = party_inputs(args.party_b, args.party_a)
     names = list(inputs)
@@ -60,24 +71,103 @@ def run(args: argparse.Namespace) -> int:
     parts = {name: ModelPart.load(os.path.join(args.model, f"model_{name}.json"), party=name)
              for name in names}
     _check_all_parts_given(args.model, parts)
-    frame_b = read_party_csv(args.party_b, party="B", id_column=args.id_column)
+    card = _scorecard(args, parts["B"])
+    scale = None if card is None else card.scale
+    frames = _frames(args, names, parts, None if card is None else card.binning_session)
     label = "prediction"
-    frame_b = frame_b.assign(**{label: 0.0})  # the label holder's label is not needed here
+    # The label holder's label is not needed here.
+    frame_b = frames["B"].assign(**{label: 0.0})
+    if scale is not None:
+        # B asks for the summed log-odds (the parts' linear score; the protocol is the
+        # same, only B's last step differs) and turns it into probability and score.
+        parts = {name: replace(part, model="linear") for name, part in parts.items()}
     b = LabelHolder(frame_b, id_column=args.id_column, label_column=label,
                     feature_columns=parts["B"].features, model=parts["B"], source=args.party_b)
-    holders = [FeatureHolder(read_party_csv(path, party=name, id_column=args.id_column),
-                             id_column=args.id_column, name=name,
+    holders = [FeatureHolder(frames[name], id_column=args.id_column, name=name,
                              feature_columns=parts[name].features, model=parts[name],
                              source=path)
                for name, path in zip(feature_holder_names(len(args.party_a)), args.party_a)]
     predictions = Federation(Coordinator(), b, holders, alignment=args.alignment).predict(
         deliver_to=args.deliver_to)
-    column = "probability" if parts["B"].model == "logistic" else label
-    text = pd.DataFrame({args.id_column: predictions.index,
-                         column: predictions.to_numpy()}).to_csv(index=False)
+    if scale is not None:
+        logit = predictions.to_numpy()
+        columns = {"probability": sigmoid(logit), "score": scale.score(logit)}
+    else:
+        columns = {"probability" if parts["B"].model == "logistic" else label:
+                   predictions.to_numpy()}
+    text = pd.DataFrame({args.id_column: predictions.index, **columns}).to_csv(index=False)
     write_outputs(out_dir, {out_name: text}, inputs, force=args.force)
     print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)
     return 0
+
+
+def _frames(args: argparse.Namespace, names: list[str], parts: dict,
+            scorecard_session: str | None = None) -> dict:
+    """Each party's new rows, as the model was trained on them (with --woe: each party's
+    model columns WOE-encoded with its own binning file)."""
+    from vfl.cli.simulate import woe_binning, woe_frames
+    from vfl.data import read_party_csv
+
+    trained = _trained_on(args.model)
+    if args.woe is None:
+        if trained:
+            raise InputDataError(f"the model in {args.model} was trained on WOE-encoded "
+                                 f"columns (binning {trained['binning']}): pass --woe DIR, "
+                                 "the folder of the same 'vfl binning' run")
+        paths = dict(zip(names, [args.party_b, *args.party_a]))
+        return {name: read_party_csv(path, party=name, id_column=args.id_column)
+                for name, path in paths.items()}
+    if trained == {}:
+        raise InputDataError(f"the model in {args.model} was trained on the raw columns, not "
+                             "WOE-encoded ones: leave out --woe")
+    binning = woe_binning(args.woe, names)
+    session = binning["B"].session
+    expected = [s for s in ((trained or {}).get("session"), scorecard_session) if s]
+    if session and any(s != session for s in expected):
+        from vfl.errors import BinningFileError
+
+        raise BinningFileError(f"{args.woe}/binning_B.json is of another binning run than "
+                               f"the one the model in {args.model} was trained on; use that "
+                               "run's folder", party="B")
+    return woe_frames(args, binning, columns={name: part.features
+                                              for name, part in parts.items()})
+
+
+def _trained_on(folder: str) -> dict | None:
+    """What MODEL_DIR/report.json says of WOE encoding: its ``woe`` entry, ``{}`` (raw
+    columns), or None (no report: a party's own folder, or an older run)."""
+    import json
+
+    try:
+        with open(os.path.join(folder, "report.json"), encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict):
+        return None
+    woe = report.get("woe")
+    return woe if isinstance(woe, dict) and woe else {}
+
+
+def _scorecard(args: argparse.Namespace, part):
+    """B's part of the scorecard (scorecard_B.json in MODEL_DIR: the scale), or None
+    without --scorecard."""
+    from vfl.errors import ConfigError
+
+    if not args.scorecard:
+        return None
+    if args.woe is None:
+        raise ConfigError("--scorecard scores WOE-encoded rows: add --woe DIR (the binning "
+                          "folder the model was trained with)")
+    if args.deliver_to != "B":
+        raise ConfigError("--scorecard: B computes the scores from the prediction it "
+                          "receives; use --deliver-to B")
+    if part.model != "logistic":
+        raise ConfigError(f"--scorecard rescales log-odds: the model in {args.model} is "
+                          f"{part.model}, not logistic")
+    from parties.binning import load_scorecard
+
+    return load_scorecard(os.path.join(args.model, "scorecard_B.json"), party="B")
 
 
 def _part_files(folder: str) -> list[str]:

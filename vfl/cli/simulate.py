@@ -17,7 +17,7 @@ from vfl.cli.common import (
 )
 from vfl.cli.options import add_run_options, run_config_from_args
 
-__all__ = ["POOR_FIT_R2", "register", "run"]
+__all__ = ["POOR_FIT_R2", "register", "run", "woe_binning", "woe_frames"]
 
 #: A linear model below this R^2 on its training rows is refused (see run()).
 POOR_FIT_R2 = -1.0
@@ -58,8 +58,35 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--curves", action="store_true",
                         help="logistic models: also write OUT/roc.png and OUT/ks.png, the ROC "
                              "and KS curves on the training rows (needs matplotlib)")
+    _add_woe_options(parser)
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     parser.set_defaults(run=run)
+
+
+def _add_woe_options(parser: argparse.ArgumentParser) -> None:
+    """--woe DIR, --woe-all-columns and the scorecard's options."""
+    from vfl.risk.scorecard import DEFAULT_BASE_ODDS, DEFAULT_BASE_SCORE, DEFAULT_PDO
+
+    group = parser.add_argument_group("WOE encoding and scorecard (docs/risk.md)")
+    group.add_argument("--woe", default=None, metavar="DIR",
+                       help="train on WOE-encoded columns: each party replaces each of its "
+                            "columns by the WOE of the bin its value falls in, with only its "
+                            "own DIR/binning_<party>.json of 'vfl binning' (only the columns "
+                            "the binning run selected, if it selected any)")
+    group.add_argument("--woe-all-columns", action="store_true",
+                       help="with --woe: encode and train on every binned column, also those "
+                            "the binning run's selection left out")
+    group.add_argument("--scorecard", action="store_true",
+                       help="with --woe and --model logistic: also write each party's points "
+                            "per bin of its own columns, OUT/scorecard_<party>.json (B's "
+                            "with the intercept's base points)")
+    group.add_argument("--pdo", type=float, default=DEFAULT_PDO,
+                       help="scorecard: points to double the odds (of a non-event)")
+    group.add_argument("--base-odds", type=float, default=DEFAULT_BASE_ODDS,
+                       help="scorecard: odds of a non-event to an event at --base-score "
+                            "(50 means 50:1)")
+    group.add_argument("--base-score", type=float, default=DEFAULT_BASE_SCORE,
+                       help="scorecard: the score at --base-odds")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,10 +103,14 @@ def run(args: argparse.Namespace) -> int:
                           "signed with every party's key")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     inputs = party_inputs(args.party_b, args.party_a)
-    federation = _federation(args, run_config, say)
+    scale = _score_scale(args, config.model)
+    binning = woe_binning(args.woe, list(inputs)) if args.woe else None
+    federation = _federation(args, run_config, say, binning)
     names = [federation.coordinator.name, federation.label_holder.name,
              *(a.name for a in federation.feature_holders)]
     outputs = ["report.json", *(f"model_{name}.json" for name in names[1:])]
+    if scale is not None:
+        outputs += [f"scorecard_{name}.json" for name in names[1:]]
     if args.curves:
         _check_curves(config.model)
         outputs += list(CURVE_FILES)
@@ -106,8 +137,21 @@ def run(args: argparse.Namespace) -> int:
     if contribution is not None:
         report["contribution"] = contribution.to_dict()
     parties = (federation.label_holder, *federation.feature_holders)
+    if binning is not None:
+        report["woe"] = {"binning": args.woe, "session": binning["B"].session,
+                         "all_columns": args.woe_all_columns,
+                         "columns": {p.name: p.model_.features for p in parties}}
+    scorecards = {}
+    if scale is not None:
+        from parties.binning import party_scorecard
+
+        assert binning is not None  # _score_scale refuses a scorecard without --woe
+        report["scorecard"] = scale.to_json()
+        # Each party's points from its own model part and its own binning file.
+        scorecards = {f"scorecard_{p.name}.json": party_scorecard(
+            p.model_, binning[p.name], scale).to_json() for p in parties}
     files = {"report.json": dumps(report),
-             **{f"model_{p.name}.json": p.model_.to_json() for p in parties}}
+             **{f"model_{p.name}.json": p.model_.to_json() for p in parties}, **scorecards}
     if args.curves:
         files.update(_curve_files(scored))
 
@@ -132,18 +176,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _federation(args: argparse.Namespace, run_config, say):
-    """The parties of the command line's files, in one in-process federation."""
+def _federation(args: argparse.Namespace, run_config, say, binning=None):
+    """The parties of the command line's files, in one in-process federation (with
+    `binning`, each party's columns WOE-encoded with its own binning result)."""
     from parties import Coordinator, FeatureHolder, Federation, LabelHolder
 
     seed = args.seed
-    holders = [FeatureHolder.from_csv(path, id_column=args.id_column, name=name,
-                                      label_column=args.label_column,
-                                      seed=None if seed is None else seed + k + 1)
-               for k, (name, path) in enumerate(zip(feature_holder_names(len(args.party_a)),
-                                                    args.party_a))]
-    label_holder = LabelHolder.from_csv(args.party_b, id_column=args.id_column,
-                                        label_column=args.label_column, seed=seed)
+    if binning is None:
+        holders = [FeatureHolder.from_csv(path, id_column=args.id_column, name=name,
+                                          label_column=args.label_column,
+                                          seed=None if seed is None else seed + k + 1)
+                   for k, (name, path) in enumerate(zip(
+                       feature_holder_names(len(args.party_a)), args.party_a))]
+        label_holder = LabelHolder.from_csv(args.party_b, id_column=args.id_column,
+                                            label_column=args.label_column, seed=seed)
+    else:
+        frames = woe_frames(args, binning, all_columns=args.woe_all_columns)
+        holders = [FeatureHolder(frames[name], id_column=args.id_column, name=name,
+                                 label_column=args.label_column, source=path,
+                                 seed=None if seed is None else seed + k + 1)
+                   for k, (name, path) in enumerate(zip(
+                       feature_holder_names(len(args.party_a)), args.party_a))]
+        label_holder = LabelHolder(frames["B"], id_column=args.id_column,
+                                   label_column=args.label_column, seed=seed,
+                                   source=args.party_b)
     coordinator = Coordinator(key_bits=run_config.key_bits,
                               insecure_key=run_config.insecure_key, backend=run_config.backend,
                               insecure_plaintext=run_config.insecure_plaintext)
@@ -154,6 +210,61 @@ def _federation(args: argparse.Namespace, run_config, say):
     return Federation(coordinator, label_holder, holders, config=run_config.training,
                       alignment=run_config.alignment, timeout=run_config.timeout,
                       progress=not args.quiet)
+
+
+def woe_binning(folder: str, parties: list[str]) -> dict:
+    """Every party's binning result in `folder`, checked to be of one run with these parties.
+
+    Raises
+    ------
+    BinningFileError
+        One line naming the party and the file that is missing, damaged or of
+        another run.
+    """
+    from parties.binning import BinningResult, check_binning_files
+
+    results = {name: BinningResult.load(os.path.join(folder, f"binning_{name}.json"),
+                                        party=name) for name in parties}
+    check_binning_files(results, label_holder="B")
+    return results
+
+
+def woe_frames(args: argparse.Namespace, binning: dict, *, all_columns: bool = False,
+               columns: dict | None = None) -> dict:
+    """Each party's rows, its columns WOE-encoded with its own binning result (by name)."""
+    from parties.binning import woe_encode
+    from vfl.data import read_party_csv
+
+    paths = dict(zip(["B", *feature_holder_names(len(args.party_a))],
+                     [args.party_b, *args.party_a]))
+    label = getattr(args, "label_column", None)
+    return {name: woe_encode(read_party_csv(path, party=name, id_column=args.id_column),
+                             binning[name], id_column=args.id_column,
+                             label_column=label if name == "B" else None,
+                             columns=None if columns is None else columns[name],
+                             all_columns=all_columns, source=path)
+            for name, path in paths.items()}
+
+
+def _score_scale(args: argparse.Namespace, model: str):
+    """The scorecard's scale (None without --scorecard); refused before any work."""
+    from vfl.errors import ConfigError
+    from vfl.risk.scorecard import ScoreScale
+
+    if args.woe_all_columns and not args.woe:
+        raise ConfigError("--woe-all-columns goes with --woe DIR (the binning files)")
+    if not args.scorecard:
+        return None
+    if not args.woe:
+        raise ConfigError("--scorecard gives points per bin of WOE-encoded columns: add --woe "
+                          "DIR (the folder of 'vfl binning')")
+    if model != "logistic":
+        raise ConfigError("--scorecard rescales a logistic model's log-odds: use --model "
+                          "logistic")
+    try:
+        return ScoreScale(args.pdo, args.base_odds, args.base_score)
+    except ValueError as exc:
+        raise ConfigError(f"scorecard: {exc}") from None
 
 
 def _scored_rows(federation):

@@ -1,4 +1,5 @@
-"""Low layer of the credit-risk tools: binning, WOE/IV, KS/lift/gain, population stability.
+"""Low layer of the credit-risk tools: binning, WOE/IV and WOE encoding, scorecard points,
+KS/lift/gain, population stability.
 
 Pure numpy on one party's plaintext values and counts; the federated
 binning protocol that uses them lives in :mod:`parties.binning`.
@@ -22,6 +23,14 @@ from vfl.risk.evaluation import (
     lift_table,
     roc_ks_points,
 )
+from vfl.risk.scorecard import (
+    DEFAULT_BASE_ODDS,
+    DEFAULT_BASE_SCORE,
+    DEFAULT_PDO,
+    Scorecard,
+    ScorecardColumn,
+    ScoreScale,
+)
 from vfl.risk.stability import (
     DEFAULT_FLOOR,
     Stability,
@@ -31,16 +40,24 @@ from vfl.risk.stability import (
     stability_status,
 )
 from vfl.risk.woe import DEFAULT_ADJUSTMENT, WoeTable, select_by_iv, woe_table
+from vfl.risk.woe_encoding import WoeEncoder
 
 __all__ = [
     "BINNING_METHODS",
     "DEFAULT_ADJUSTMENT",
+    "DEFAULT_BASE_ODDS",
+    "DEFAULT_BASE_SCORE",
     "DEFAULT_FLOOR",
+    "DEFAULT_PDO",
     "Bins",
     "ConfusionMatrix",
     "CurvePoints",
     "LiftRow",
+    "ScoreScale",
+    "Scorecard",
+    "ScorecardColumn",
     "Stability",
+    "WoeEncoder",
     "WoeTable",
     "chimerge_groups",
     "confusion_matrix",

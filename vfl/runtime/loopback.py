@@ -20,10 +20,12 @@ from vfl.runtime.config import RunConfig
 from vfl.training import TrainingConfig
 
 if TYPE_CHECKING:
+    from parties.binning.config import BinningConfig
     from parties.horizontal.config import HorizontalConfig
     from parties.transfer.config import TransferConfig
 
-__all__ = ["dump_toml", "free_loopback_ports", "write_horizontal_loopback_configs",
+__all__ = ["dump_toml", "free_loopback_ports", "write_binning_loopback_configs",
+           "write_horizontal_loopback_configs",
            "write_loopback_configs", "write_transfer_loopback_configs"]
 
 
@@ -278,5 +280,58 @@ def write_transfer_loopback_configs(
                                   "target": target[0], **settings.get("federation", {})}
         document["transfer"] = config.to_dict()
         _add_audit(document, name, audit)
+        written[name] = _write(folder, name, document)
+    return written
+
+
+def write_binning_loopback_configs(
+        folder: str | os.PathLike[str], *, run_id: str, ports: Mapping[str, int],
+        label_holder: tuple[str, str | os.PathLike[str]],
+        feature_holders: list[tuple[str, str | os.PathLike[str]]], id_column: str,
+        label_column: str, config: BinningConfig, certs: str | os.PathLike[str] | None,
+        coordinator: str = "C", key_bits: int | None = None, insecure_key: bool | None = None,
+        backend: str | None = None, timeout: float | None = None,
+        connect_timeout: float | None = None, alignment: str | None = None
+) -> dict[str, Path]:
+    """Write the configurations of a federated binning run on this machine (127.0.0.1).
+
+    As :func:`write_loopback_configs` (the same roles and names), with
+    ``[federation] kind = "binning"`` and `config` as every party's
+    ``[binning]`` table instead of ``[training]``.
+
+    Returns
+    -------
+    dict of str to Path
+        Each party's configuration file.
+    """
+    given: dict[str, Any] = {
+        "key_bits": key_bits, "insecure_key": insecure_key, "backend": backend,
+        "timeout": timeout, "connect_timeout": connect_timeout, "alignment": alignment}
+    run = RunConfig(insecure_transport=certs is None,
+                    **{name: value for name, value in given.items() if value is not None})
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    b_name, b_file = label_holder
+    holders = [n for n, _ in feature_holders]
+    names = [coordinator, b_name, *holders]
+    written = {}
+    for name in names:
+        role = ("coordinator" if name == coordinator else
+                "label_holder" if name == b_name else "feature_holder")
+        talks_to = ({b_name, coordinator} if role == "feature_holder"
+                    else set(names) - {name})
+        settings = run_settings_toml(run, role=role)
+        document = _document(folder, role=role, name=name, run_id=run_id, ports=ports,
+                             talks_to=talks_to, certs=certs, top=settings.pop(None, {}))
+        if role != "coordinator":
+            file = b_file if role == "label_holder" else dict(feature_holders)[name]
+            document["data"] = {"file": str(Path(file).resolve()), "id_column": id_column,
+                                "label_column": label_column}
+        document["federation"] = {"kind": "binning", "label_holder": b_name,
+                                  "coordinator": coordinator, "feature_holders": holders,
+                                  **settings.get("federation", {})}
+        document["binning"] = config.to_dict()
+        if "keys" in settings:
+            document["keys"] = settings["keys"]
         written[name] = _write(folder, name, document)
     return written

@@ -15,6 +15,7 @@ from parties.vertical import (
     LabelHolder,
     VerticalLinearRegression,
     VerticalLogisticRegression,
+    VerticalPoissonRegression,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "LabelHolder",
     "VerticalLinearRegression",
     "VerticalLogisticRegression",
+    "VerticalPoissonRegression",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "InvalidFeatureError",
     "InvalidIDError",
     "InvalidLabelError",
+    "InvalidWeightError",
     "LabelInFeatureHolderError",
     "MalformedMessageError",
     "MalformedRecordError",
@@ -103,6 +104,11 @@ class InvalidFeatureError(InputDataError):
 
 class InvalidLabelError(InputDataError):
     """The label column is non-numeric or holds NaN or infinity."""
+
+
+class InvalidWeightError(InputDataError):
+    """The label holder's sample-weight or exposure column is non-numeric, negative
+    (exposure: not positive), NaN or infinite, or every weight is zero."""
 
 
 class LabelInFeatureHolderError(InputDataError):

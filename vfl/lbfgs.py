@@ -48,6 +48,13 @@ loss measured there, and t halves until it holds, at most
 ``line_search_steps`` passes; if none does, the run stops where it is
 instead of climbing.
 
+Poisson regression's loss sum(mu - y u), mu = exp(u), is not quadratic:
+there the probe is judged like any later trial, by Armijo's condition on
+the measured loss, t halving from the first trial step (1 with pairs,
+min(1, 1/|g|) without), each trial one protocol pass; the accepted point's
+gradient is the one its pass measured (no interpolation), and no curvature
+entry travels (:func:`exact_line_search`).
+
 A new pair is kept only if s.y > CURVATURE_EPS |s| |y| (the standard skip
 that keeps the inverse-Hessian estimate positive definite); the oldest pair
 leaves the memory when it holds more than ``lbfgs_memory``. The first step
@@ -69,6 +76,7 @@ __all__ = [
     "LbfgsRule",
     "LbfgsState",
     "entry_count",
+    "exact_line_search",
     "penalized_gradient",
     "two_loop",
 ]
@@ -77,6 +85,17 @@ __all__ = [
 CURVATURE_EPS = 1e-8
 #: Each rejected trial halves the step.
 SHRINK = 0.5
+
+
+def exact_line_search(model: str) -> bool:
+    """Whether the model's loss is quadratic in the weights, so the line search is exact.
+
+    Squared loss and the Taylor log-loss are; Poisson's sum(mu - y u) is not
+    (mu = exp(u)): its L-BFGS backtracks from the first trial step by
+    Armijo's condition, each trial one pass, and the parties send no
+    curvature entry.
+    """
+    return model != "poisson"
 
 
 def entry_count(pairs: int, pending: bool) -> int:
@@ -293,6 +312,7 @@ class LbfgsRule:
     def __init__(self, config, state: LbfgsState) -> None:
         self.config = config
         self.state = state
+        self.exact = exact_line_search(config.model)
 
     def begin(self, loss: float) -> None:
         """The loss at the starting point (the run's first pass)."""
@@ -359,10 +379,12 @@ class LbfgsRule:
         trials failed: the point stays where it is and the run stops. After
         the probe the step taken is the exact minimiser along d when the loss
         curves up there (see the module's docstring); otherwise trials follow
-        Armijo's condition on the measured loss.
+        Armijo's condition on the measured loss. A loss that is not quadratic
+        (Poisson: :func:`exact_line_search`) is judged by Armijo's condition
+        at every trial, the probe included.
         """
         s, c = self.state, self.config
-        if change is not None:
+        if change is not None and self.exact:
             curvature = change / step
             if math.isfinite(curvature) and curvature > 0:
                 best = -s.slope / curvature

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["classification_metrics", "model_metrics", "regression_metrics"]
+__all__ = ["classification_metrics", "count_metrics", "model_metrics", "poisson_deviance",
+           "regression_metrics"]
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -63,8 +64,40 @@ def classification_metrics(y_true: np.ndarray, probability: np.ndarray, *,
     return {"auc": float(auc), "accuracy": accuracy, "log_loss": log_loss}
 
 
+def poisson_deviance(y_true: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Each row's Poisson deviance 2 (y log(y / mu) - (y - mu)), y log(y / mu) = 0 at y = 0."""
+    y = np.asarray(y_true, dtype=np.float64)
+    mu = np.asarray(mu, dtype=np.float64)
+    ratio = np.where(y > 0, y / np.where(mu > 0, mu, 1.0), 1.0)
+    return 2.0 * (np.where(y > 0, y * np.log(ratio), 0.0) - (y - mu))
+
+
+def count_metrics(y_true: np.ndarray, mu: np.ndarray) -> dict[str, float]:
+    """Deviance, mean Poisson deviance, D² and RMSE of predicted counts mu against counts.
+
+    ``deviance`` is the sum of :func:`poisson_deviance`; ``mean_poisson_deviance``
+    its mean (scikit-learn's ``mean_poisson_deviance``); ``d2`` is 1 - deviance /
+    the deviance of predicting the mean count (scikit-learn's ``d2_tweedie_score``
+    with power 1, what ``PoissonRegressor.score`` returns).
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    mu = np.asarray(mu, dtype=np.float64)
+    if y.shape != mu.shape or y.size == 0:
+        raise ValueError(f"need equally long non-empty arrays, got {y.shape} and {mu.shape}")
+    if np.any(y < 0) or not np.all(mu > 0):
+        raise ValueError("Poisson metrics need counts y >= 0 and predictions mu > 0")
+    deviance = float(poisson_deviance(y, mu).sum())
+    null = float(poisson_deviance(y, np.full_like(y, y.mean())).sum())
+    return {"deviance": deviance, "mean_poisson_deviance": deviance / y.size,
+            "d2": 1.0 - deviance / null if null > 0 else float("nan"),
+            "rmse": float(np.sqrt(np.mean((mu - y) ** 2)))}
+
+
 def model_metrics(model: str, y_true: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
-    """The metrics that fit the model: regression for "linear", classification for "logistic"."""
+    """The metrics that fit the model: regression for "linear", classification for
+    "logistic", counts for "poisson"."""
     if model == "logistic":
         return classification_metrics(y_true, prediction)
+    if model == "poisson":
+        return count_metrics(y_true, prediction)
     return regression_metrics(y_true, prediction)

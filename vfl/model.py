@@ -19,12 +19,14 @@ import numpy as np
 from vfl.errors import ModelFileError
 from vfl.files import atomic_write_text
 
-__all__ = ["ModelPart", "check_model_set", "sigmoid"]
+__all__ = ["MODEL_KINDS", "ModelPart", "check_model_set", "mean_prediction", "sigmoid"]
 
 _FORMAT = "vfl-linear-model-part/2"
 #: Files of 0.1: the same fields but ``members`` (still read).
 _OLDER_FORMATS = ("vfl-linear-model-part/1",)
 _ROLES = ("feature_holder", "label_holder")
+#: What a summed score can mean (:attr:`ModelPart.model`).
+MODEL_KINDS = ("linear", "logistic", "poisson")
 
 
 def sigmoid(score: np.ndarray) -> np.ndarray:
@@ -36,6 +38,18 @@ def sigmoid(score: np.ndarray) -> np.ndarray:
     e = np.exp(score[~positive])
     out[~positive] = e / (1.0 + e)
     return out
+
+
+def mean_prediction(model: str, score: np.ndarray) -> np.ndarray:
+    """The prediction from the summed linear score: itself (linear), P(class 1)
+    (logistic, the sigmoid) or the expected count mu = exp(score) (Poisson, log link;
+    an exposure enters the score as the offset log(exposure))."""
+    score = np.asarray(score, dtype=np.float64)
+    if model == "logistic":
+        return sigmoid(score)
+    if model == "poisson":
+        return np.exp(score)
+    return score
 
 
 @dataclass(frozen=True)
@@ -56,9 +70,10 @@ class ModelPart:
         The model's intercept (label holder only).
     session : str
         Federation run that trained it.
-    model : {"linear", "logistic"}
-        What the summed score means: the prediction itself, or the log-odds
-        of class 1 (probability = 1 / (1 + exp(-score))).
+    model : {"linear", "logistic", "poisson"}
+        What the summed score means: the prediction itself, the log-odds
+        of class 1 (probability = 1 / (1 + exp(-score))), or the log of the
+        expected count per unit exposure (mu = exposure * exp(score)).
     members : list of str
         Every data party of the run that trained it (feature holders, then
         the label holder): a prediction needs exactly these parts. Empty in
@@ -132,7 +147,7 @@ class ModelPart:
 
     def _problem(self) -> str | None:
         """What makes this part unusable on its own (None: nothing)."""
-        if self.model not in ("linear", "logistic"):
+        if self.model not in MODEL_KINDS:
             return f"unknown model kind {self.model!r}"
         if self.role not in _ROLES:
             return f"unknown role {self.role!r}"

@@ -157,6 +157,10 @@ class PartyConfig:
         The data party's CSV file and columns (None at the coordinator, the
         horizontal server and key holder; a horizontal client has no ID
         column, and its features are ``horizontal.features``).
+    weight_column, class_weight, exposure_column
+        A vertical label holder's ``[data]`` sample-weight column, ``"balanced"``
+        class weights and Poisson exposure column (None: not used; see
+        :class:`~parties.LabelHolder`).
     seed : int or None
         Seed of this party's secret randomness (initial weights, batch
         order); None draws it from the OS.
@@ -191,6 +195,9 @@ class PartyConfig:
     id_column: str | None = None
     label_column: str | None = None
     features: list[str] | None = None
+    weight_column: str | None = None
+    class_weight: str | None = None
+    exposure_column: str | None = None
     seed: int | None = None
     audit_log: Path | None = None
     audit_key: Path | None = None
@@ -652,8 +659,22 @@ def _data_or_keys(top: _Reader, role: str, settings: dict[str, Any],
                                       "the label column" if labelled else "")}
         if kind in ("vertical", "binning"):
             values["features"] = data.strings("features", None)
+        if kind == "vertical":
+            # The label holder's own row data (docs/poisson.md): never sent anywhere.
+            for key in _ROW_KEYS:
+                if role != "label_holder":
+                    data.forbid(key, "is the label holder's (B's weights and exposure are "
+                                     "its own row data)")
+                values[key] = data.take(key, str, None)
+            if values["class_weight"] not in (None, "balanced"):
+                raise data.fail("class_weight", f"must be \"balanced\", got "
+                                                f"{values['class_weight']!r}")
     data.finish()
     return values
+
+
+#: [data] keys of a vertical label holder: its weight, class-weight and exposure options.
+_ROW_KEYS = ("weight_column", "class_weight", "exposure_column")
 
 
 def _take_run_settings(reader: _Reader, table: str | None, settings: dict[str, Any],

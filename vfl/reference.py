@@ -4,10 +4,13 @@
 protocol (same standardisation, initial weights, validation split, batch
 order, optimiser, penalty, loss and stopping rule) in plain floating-point
 numpy on one machine, so a federated run must match it to the precision of
-the fixed-point encoding. Under ``optimizer="lbfgs"`` it runs the same
-L-BFGS rule (:mod:`vfl.lbfgs`: direction from the Gram matrix, backtracking
-line search, stopping) on the whole vectors. :func:`closed_form` is ordinary least squares, the
-optimum gradient descent approaches.
+the fixed-point encoding. Sample weights (and balanced class weights) make
+every loss and gradient the weighted mean over its batch; Poisson
+regression's loss is the exact sum(mu - y eta), eta = u + log(exposure).
+Under ``optimizer="lbfgs"`` it runs the same L-BFGS rule (:mod:`vfl.lbfgs`:
+direction from the Gram matrix, line search, stopping) on the whole vectors.
+:func:`closed_form` is ordinary least squares, the optimum gradient descent
+approaches.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vfl.lbfgs import LbfgsBlock, LbfgsRule, LbfgsState, penalized_gradient
-from vfl.model import sigmoid
+from vfl.model import mean_prediction, sigmoid
 from vfl.optim import Optimizer, learning_rate_at, penalty_value
 from vfl.training import (
     StoppingRule,
     TrainingConfig,
+    balanced_class_weights,
     batch_plan,
+    batch_weights,
     training_labels,
     validation_split,
 )
@@ -53,23 +58,49 @@ class CentralizedResult:
         return np.asarray(features, dtype=np.float64) @ self.weights + self.intercept
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """What the federation predicts: the score, or P(class 1) for logistic models."""
-        score = self.decision_function(features)
-        return sigmoid(score) if self.model == "logistic" else score
+        """What the federation predicts: the score, P(class 1) for logistic models, the
+        count per unit exposure exp(score) for Poisson ones."""
+        return mean_prediction(self.model, self.decision_function(features))
 
 
-def _batch_loss(config: TrainingConfig, score: np.ndarray, y: np.ndarray) -> float:
-    """Mean data loss: squared (1/2m sum d^2) or the Taylor log-loss."""
+def _batch_loss(config: TrainingConfig, score: np.ndarray, y: np.ndarray,
+                weights: np.ndarray | None = None, offset: np.ndarray | None = None) -> float:
+    """Mean data loss, weighted by `weights` (mean 1 over the batch) if given:
+    squared (1/2 d^2), the Taylor log-loss, or Poisson's mu - y eta with eta =
+    score + offset."""
     if config.model == "logistic":
-        return float(np.mean(math.log(2.0) - 0.5 * y * score + score * score / 8.0))
-    d = score - y
-    return float(d @ d / (2 * len(y)))
+        rows = math.log(2.0) - 0.5 * y * score + score * score / 8.0
+    elif config.model == "poisson":
+        eta = score if offset is None else score + offset
+        rows = np.exp(eta) - y * eta
+    else:
+        rows = 0.5 * (score - y) ** 2
+    return float(np.mean(rows if weights is None else weights * rows))
+
+
+def _residual(config: TrainingConfig, score: np.ndarray, y: np.ndarray,
+              weights: np.ndarray | None = None, offset: np.ndarray | None = None
+              ) -> np.ndarray:
+    """d, the derivative of a row's loss by its score (times its weight if given).
+
+    Squared loss: u - y. Taylor log-loss: u/4 - y/2. Poisson: mu - y, mu = exp(u + offset).
+    """
+    if config.model == "logistic":
+        residual = score / 4 - y / 2
+    elif config.model == "poisson":
+        residual = np.exp(score if offset is None else score + offset) - y
+    else:
+        residual = score - y
+    return residual if weights is None else weights * residual
 
 
 def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfig, *,
                       initial_weights: np.ndarray, initial_intercept: float,
                       batch_seeds: Sequence[int], split_seed: int = 0,
-                      blocks: Sequence[int] | None = None) -> CentralizedResult:
+                      blocks: Sequence[int] | None = None,
+                      sample_weight: np.ndarray | None = None,
+                      class_weight: str | None = None,
+                      exposure: np.ndarray | None = None) -> CentralizedResult:
     """Train on the joined data with the federation's rule.
 
     Parameters
@@ -91,6 +122,13 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
         Columns per party in joined order (the label holder's block last,
         the intercept belongs to it). Needed for ``early_stopping="weights"``,
         where each party judges its own block.
+    sample_weight : numpy.ndarray, shape (n,), optional
+        Non-negative row weights (the label holder's weight column).
+    class_weight : {"balanced"}, optional
+        Logistic: also weight each row by n / (2 n_c), counted over the
+        training rows.
+    exposure : numpy.ndarray, shape (n,), optional
+        Poisson: each row's exposure; its log is the offset of the score.
     """
     features = np.asarray(features, dtype=np.float64)
     y = training_labels(y, config, party="reference", source="the joined data",
@@ -102,9 +140,17 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
     else:
         mean, scale = np.zeros(dim), np.ones(dim)
     x = (features - mean) / scale
+    weights = None
+    if sample_weight is not None or class_weight is not None:
+        weights = (np.ones(n) if sample_weight is None
+                   else np.asarray(sample_weight, dtype=np.float64))
+        if class_weight == "balanced":
+            weights = weights * balanced_class_weights(y, train)
+    offset = None if exposure is None else np.log(np.asarray(exposure, dtype=np.float64))
+    rows = _Rows(x, y, weights, offset)
     params = np.r_[np.asarray(initial_weights, dtype=np.float64), float(initial_intercept)]
     lbfgs = config.optimizer == "lbfgs"
-    search = _LbfgsSearch(x[train], y[train], config) if lbfgs else None
+    search = _LbfgsSearch(rows, train, config) if lbfgs else None
     optimizer = None if lbfgs else Optimizer(config, np.r_[np.ones(dim, dtype=bool), False])
     if config.early_stopping == "weights":
         if blocks is None or sum(blocks) != dim:
@@ -121,14 +167,13 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
             params, loss = search.iterate(params)
         else:
             assert optimizer is not None
-            params, loss = _train_epoch(x, y, train, params, optimizer, config, epoch,
+            params, loss = _train_epoch(rows, train, params, optimizer, config, epoch,
                                         batch_seeds[epoch - 1])
         history.append(loss)
         trajectory.append(params.copy())
         validation_loss = None
         if len(validation):
-            score = x[validation] @ params[:dim] + params[dim]
-            validation_loss = _batch_loss(config, score, y[validation])
+            validation_loss = rows.loss(config, validation, params)
             validation_history.append(validation_loss)
         votes = None
         if config.early_stopping == "weights":
@@ -147,19 +192,45 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
                              validation_history, config.model, trajectory)
 
 
-def _train_epoch(x: np.ndarray, y: np.ndarray, train: np.ndarray, params: np.ndarray,
+@dataclass(frozen=True)
+class _Rows:
+    """The joined standardised rows, labels, raw weights (None: unweighted) and offsets."""
+
+    x: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+
+    def _parts(self, rows: np.ndarray, params: np.ndarray):
+        dim = self.x.shape[1]
+        score = self.x[rows] @ params[:dim] + params[dim]
+        offset = None if self.offset is None else self.offset[rows]
+        return score, batch_weights(self.weights, rows), offset
+
+    def loss(self, config: TrainingConfig, rows: np.ndarray, params: np.ndarray) -> float:
+        """The mean (weighted) data loss over `rows`, no penalty."""
+        score, weights, offset = self._parts(rows, params)
+        return _batch_loss(config, score, self.y[rows], weights, offset)
+
+    def loss_and_gradient(self, config: TrainingConfig, rows: np.ndarray,
+                          params: np.ndarray) -> tuple[float, np.ndarray]:
+        """(mean data loss, its gradient: weights then intercept) over `rows`, no penalty."""
+        score, weights, offset = self._parts(rows, params)
+        y = self.y[rows]
+        residual = _residual(config, score, y, weights, offset)
+        gradient = np.r_[self.x[rows].T @ residual, residual.sum()] / len(rows)
+        return _batch_loss(config, score, y, weights, offset), gradient
+
+
+def _train_epoch(rows: _Rows, train: np.ndarray, params: np.ndarray,
                  optimizer: Optimizer, config: TrainingConfig, epoch: int,
                  seed: int) -> tuple[np.ndarray, float]:
     """One epoch over the training rows; the parameters after it and its mean loss."""
-    dim, lr, total = x.shape[1], learning_rate_at(config, epoch), 0.0
+    dim, lr, total = rows.x.shape[1], learning_rate_at(config, epoch), 0.0
     for batch in batch_plan(len(train), config.batch_size, seed):
-        rows = train[batch]
-        score = x[rows] @ params[:dim] + params[dim]
-        total += len(rows) * (_batch_loss(config, score, y[rows])
-                              + penalty_value(config, params[:dim]))
-        # Squared loss: d = u - y. Taylor log-loss: d = u/4 - y/2.
-        residual = score / 4 - y[rows] / 2 if config.model == "logistic" else score - y[rows]
-        gradient = np.r_[x[rows].T @ residual, residual.sum()] / len(rows)
+        chosen = train[batch]
+        loss, gradient = rows.loss_and_gradient(config, chosen, params)
+        total += len(chosen) * (loss + penalty_value(config, params[:dim]))
         params = optimizer.step(params, gradient, lr)
     return params, total / len(train)
 
@@ -171,9 +242,9 @@ class _LbfgsSearch:
     a Gram round (the new inner products, then C's direction), a trial verdict.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, config: TrainingConfig) -> None:
-        self.x, self.y, self.config = x, y, config
-        dim = x.shape[1]
+    def __init__(self, rows: _Rows, train: np.ndarray, config: TrainingConfig) -> None:
+        self.rows, self.train, self.config = rows, train, config
+        dim = rows.x.shape[1]
         self.penalized = np.r_[np.ones(dim, dtype=bool), False]
         self.block = LbfgsBlock.empty(dim + 1)
         self.rule = LbfgsRule(config, LbfgsState.fresh())
@@ -181,12 +252,9 @@ class _LbfgsSearch:
 
     def _pass(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         """(loss with the penalty, gradient with the L2 term) at `params`."""
-        config, x, y = self.config, self.x, self.y
-        dim = x.shape[1]
-        score = x @ params[:dim] + params[dim]
-        loss = _batch_loss(config, score, y) + penalty_value(config, params[:dim])
-        residual = score / 4 - y / 2 if config.model == "logistic" else score - y
-        gradient = np.r_[x.T @ residual, residual.sum()] / len(y)
+        config = self.config
+        loss, gradient = self.rows.loss_and_gradient(config, self.train, params)
+        loss += penalty_value(config, params[:-1])
         return loss, penalized_gradient(config, params, gradient, self.penalized)
 
     def _direction(self) -> None:

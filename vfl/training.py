@@ -7,23 +7,30 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from vfl.errors import ConfigError, InvalidLabelError
+from vfl.errors import ConfigError, InvalidLabelError, InvalidWeightError
 from vfl.optim import OPTIMIZERS, PENALTIES, SCHEDULES
 
 __all__ = [
+    "CLASS_WEIGHTS",
     "EARLY_STOPPING",
     "MODELS",
     "StoppingRule",
     "StoppingState",
     "TrainingConfig",
+    "balanced_class_weights",
     "batch_plan",
+    "batch_weights",
+    "check_exposure",
+    "check_sample_weights",
     "smallest_batch",
     "training_labels",
     "validation_split",
 ]
 
 
-MODELS = ("linear", "logistic")
+MODELS = ("linear", "logistic", "poisson")
+#: ``class_weight`` choices of the label holder: none, or n / (2 n_c) per class (logistic).
+CLASS_WEIGHTS = ("balanced",)
 EARLY_STOPPING = ("loss", "weights", "validation", "none")
 
 
@@ -37,10 +44,11 @@ class TrainingConfig:
 
     Parameters
     ----------
-    model : {"linear", "logistic"}
-        Linear regression (squared loss) or logistic regression by the
+    model : {"linear", "logistic", "poisson"}
+        Linear regression (squared loss), logistic regression by the
         second-order Taylor expansion of the log-loss around 0 (labels 0/1 or
-        -1/+1).
+        -1/+1), or Poisson regression with the log link (counts; the exact
+        loss mu - y log mu, no approximation: ``docs/poisson.md``).
     epochs : int
         Maximum number of passes over the training rows.
     learning_rate : float
@@ -218,6 +226,7 @@ class TrainingConfig:
         """k with k*d the residual the protocol encrypts (integer, so no division in Z_n).
 
         Linear: d = u - y, k = 1. Logistic (Taylor): d = u/4 - y/2, so 4d = u - 2y, k = 4.
+        Poisson: d = mu - y, k = 1.
         """
         return 4 if self.model == "logistic" else 1
 
@@ -345,6 +354,13 @@ def training_labels(label: np.ndarray | None, config: TrainingConfig, *, party: 
             f"label column {column!r} of {source} holds {shown} in every aligned row: there "
             "is nothing to learn; check the label column and that the parties share rows of "
             "both outcomes", party=party)
+    if config.model == "poisson":
+        if np.any(y < 0):
+            raise InvalidLabelError(
+                f"label column {column!r} of {source} holds the negative value "
+                f"{float(y[y < 0][0]):g}; Poisson regression needs counts (or rates): "
+                "non-negative labels", party=party)
+        return y
     if config.model != "logistic":
         return y
     if values <= {0.0, 1.0}:
@@ -355,3 +371,108 @@ def training_labels(label: np.ndarray | None, config: TrainingConfig, *, party: 
     raise InvalidLabelError(
         f"label column {column!r} of {source} holds {shown}{', ...' if len(values) > 5 else ''}"
         "; logistic regression needs two classes coded 0/1 or -1/+1", party=party)
+
+
+def check_sample_weights(values: object, *, party: str, source: str | None,
+                         column: str) -> np.ndarray:
+    """The label holder's sample weights as float64, refused unless usable.
+
+    Raises
+    ------
+    InvalidWeightError
+        One line naming the file and the column: a value that is not a
+        number, NaN or infinite, negative, or every weight zero.
+    """
+    where = source or "the DataFrame"
+    try:
+        weights = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidWeightError(f"weight column {column!r} of {where} holds a value that is "
+                                 "not a number; weights are non-negative numbers",
+                                 party=party) from None
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        raise InvalidWeightError(f"weight column {column!r} of {where} holds NaN or infinity "
+                                 f"(row {int(np.argmax(bad)) + 1}); give every row a finite "
+                                 "weight", party=party)
+    if np.any(weights < 0):
+        row = int(np.argmax(weights < 0))
+        raise InvalidWeightError(f"weight column {column!r} of {where} holds the negative "
+                                 f"weight {weights[row]:g} (row {row + 1}); weights must be "
+                                 ">= 0", party=party)
+    if not np.any(weights > 0):
+        raise InvalidWeightError(f"weight column {column!r} of {where} is zero in every row: "
+                                 "nothing would be learned; check the column", party=party)
+    return weights
+
+
+def check_exposure(values: object, *, party: str, source: str | None,
+                   column: str) -> np.ndarray:
+    """The label holder's Poisson exposure as float64 (finite, > 0), or the error.
+
+    Raises
+    ------
+    InvalidWeightError
+        One line naming the file and the column.
+    """
+    where = source or "the DataFrame"
+    try:
+        exposure = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidWeightError(f"exposure column {column!r} of {where} holds a value that "
+                                 "is not a number", party=party) from None
+    bad = ~(np.isfinite(exposure) & (exposure > 0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise InvalidWeightError(f"exposure column {column!r} of {where} holds "
+                                 f"{exposure[row]:g} (row {row + 1}); an exposure (time at "
+                                 "risk, population) is a positive finite number", party=party)
+    return exposure
+
+
+def balanced_class_weights(y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``class_weight="balanced"``: n / (2 n_c) for every row of class c.
+
+    n and n_c count the training `rows` (positions into `y`), as scikit-learn
+    counts the rows it fits; every row of `y` (validation rows too) gets
+    its class's weight.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Two classes (any coding).
+    rows : numpy.ndarray
+        The training positions.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    classes, counts = np.unique(y[rows], return_counts=True)
+    if len(classes) != 2:
+        raise ConfigError(f"class_weight='balanced' needs both classes among the training "
+                          f"rows, found {len(classes)}")
+    weights = np.empty(len(y))
+    for value, count in zip(classes, counts):
+        weights[y == value] = len(rows) / (2.0 * count)
+    return weights
+
+
+def batch_weights(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """The weights of a batch scaled to mean 1: w_i * m / sum_batch w (None: unweighted).
+
+    Every loss and gradient of a weighted run is the weighted mean over the
+    batch, sum w_i l_i / sum w_i = (1/m) sum w'_i l_i: with w' the protocol
+    keeps dividing by the batch's row count m, so the coordinator, who
+    divides, never learns the weights' sum.
+
+    Raises
+    ------
+    InvalidWeightError
+        If every row of the batch has weight 0 (the weighted mean is undefined).
+    """
+    if weights is None:
+        return None
+    chosen = np.asarray(weights, dtype=np.float64)[rows]
+    total = float(chosen.sum())
+    if not total > 0:
+        raise InvalidWeightError(f"every row of a batch of {len(rows)} rows has weight 0: "
+                                 "train on the full batch or on larger batches")
+    return chosen * (len(chosen) / total)

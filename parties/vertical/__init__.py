@@ -6,7 +6,11 @@ scikit-learn-style estimators.
 """
 
 from parties.vertical.coordinator import Coordinator
-from parties.vertical.estimators import VerticalLinearRegression, VerticalLogisticRegression
+from parties.vertical.estimators import (
+    VerticalLinearRegression,
+    VerticalLogisticRegression,
+    VerticalPoissonRegression,
+)
 from parties.vertical.feature_holder import FeatureHolder
 from parties.vertical.federation import Federation
 from parties.vertical.label_holder import LabelHolder
@@ -18,4 +22,5 @@ __all__ = [
     "LabelHolder",
     "VerticalLinearRegression",
     "VerticalLogisticRegression",
+    "VerticalPoissonRegression",
 ]

@@ -6,7 +6,6 @@ refer to its steps).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from parties.vertical.messages import (
     TrainingPlan,
     TrialVerdict,
 )
+from parties.vertical.scales import PassScales
 from parties.vertical.state import CoordinatorState
 from vfl.crypto import (
     DEFAULT_BACKEND,
@@ -40,7 +40,7 @@ from vfl.crypto.plain_engine import check_plaintext_consent
 from vfl.crypto.shares import combine_shares
 from vfl.errors import CheckpointError, ConfigMismatchError
 from vfl.lbfgs import LbfgsRule, LbfgsState
-from vfl.model import sigmoid
+from vfl.model import mean_prediction
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import PublicKeyMessage
 from vfl.runtime.checkpoint import CheckpointStore
@@ -107,6 +107,7 @@ class Coordinator(Role[CoordinatorState]):
         self._private_key: phe.PaillierPrivateKey | None = None
         self._decryptor: Any = None
         self._plan: TrainingPlan | None = None
+        self._scales = PassScales("linear", False, 1)
         self._batches = 0
         self._rule = StoppingRule(self._config)
         self._epoch_loss = (0.0, 0)  # sum of batch losses x rows, rows
@@ -197,6 +198,7 @@ class Coordinator(Role[CoordinatorState]):
                 f"{resumed.n_rows} (split seed {resumed.split_seed}); the parties' data "
                 "changed since", party=self.name)
         self._plan = plan
+        self._scales = PassScales(self._config.model, plan.weighted, len(self.feature_holders))
         train, _ = validation_split(plan.n_rows, self._config.validation_fraction,
                                     plan.split_seed)
         self._batches = len(batch_plan(len(train), self._config.batch_size, 0))
@@ -250,7 +252,8 @@ class Coordinator(Role[CoordinatorState]):
         while True:
             at = {"epoch": epoch, "batch": number}
             loss = self._serve_pass(endpoint, **at)[0]
-            change = self._decrypt_products(endpoint, 1, **at)[0] if trial == 1 else None
+            change = (self._decrypt_products(endpoint, 1, **at)[0]
+                      if trial == 1 and rule.exact else None)
             accepted, taken = rule.verdict(loss, step, trial, change)
             verdict = TrialVerdict(accepted, None if taken is None else float(taken))
             for owner in (*self.feature_holders, self.label_holder):
@@ -322,13 +325,11 @@ class Coordinator(Role[CoordinatorState]):
         """Mean loss over `rows` rows from [[S]] (see EncryptedLoss)."""
         expect_length(ciphertexts, 1, sender=self.label_holder, message="EncryptedLoss",
                       what="ciphertexts", party=self.name)
-        codec, n, k = self.codec, self.engine.n, self._config.residual_factor
+        codec, n, scales = self.codec, self.engine.n, self._scales
         s_value = codec.decode(codec.to_signed(self._decryptor.decrypt(ciphertexts), n,
                                                what="loss", party=self.name),
-                               scale_power=2)[0]
-        # Mean Taylor loss = S / (2 m k) + log 2 - 1/2.
-        constant = math.log(2.0) - 0.5 if self._config.model == "logistic" else 0.0
-        return s_value / (2 * rows * k) + constant
+                               scale_power=scales.loss)[0]
+        return scales.mean_loss(s_value, rows, self._config.residual_factor)
 
     # --- prediction -------------------------------------------------------------------
 
@@ -337,7 +338,8 @@ class Coordinator(Role[CoordinatorState]):
         """Receive every party's masked shares and return the predictions.
 
         C sees uniformly masked shares from each party and learns only the
-        sums: one prediction per row (P(class 1) for logistic models), in
+        sums: one prediction per row (P(class 1) for logistic models, the expected
+        count mu for Poisson ones), in
         the alignment order, with no ID.
         """
         own = endpoint.receive(label_holder, MaskedPartialScores)
@@ -348,5 +350,5 @@ class Coordinator(Role[CoordinatorState]):
                           message="MaskedPartialScores", what="shares", party=self.name)
             shares.append(message.values)
         total = combine_shares(shares)
-        self.predictions_ = sigmoid(total) if own.model == "logistic" else total
+        self.predictions_ = mean_prediction(own.model or "linear", total)
         return self.predictions_

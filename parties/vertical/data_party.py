@@ -23,6 +23,7 @@ from parties.vertical.messages import (
     TrainingPlan,
     TrialVerdict,
 )
+from parties.vertical.scales import PassScales
 from vfl.audit.fingerprint import table_fingerprint
 from vfl.crypto import FixedPointCodec, unmask
 from vfl.data import PartyTable, Standardizer, read_party_csv
@@ -35,7 +36,7 @@ from vfl.errors import (
     MalformedMessageError,
     TrainingDivergedError,
 )
-from vfl.lbfgs import LbfgsBlock, penalized_gradient
+from vfl.lbfgs import LbfgsBlock, exact_line_search, penalized_gradient
 from vfl.model import ModelPart
 from vfl.optim import penalty_value
 from vfl.protocol.channel import Endpoint
@@ -124,6 +125,9 @@ class DataParty(Role[S]):
         self._codec = FixedPointCodec()
         self._aligned: PartyTable | None = None
         self._rows: PreparedRows | None = None
+        #: Positions (in this party's table) of the aligned rows, in the agreed order.
+        self._aligned_positions = np.zeros(0, dtype=int)
+        self._scales = PassScales("linear", False, 1)
 
     @classmethod
     def from_csv(cls: type[D], path: str | os.PathLike[str], *, id_column: str,
@@ -176,11 +180,21 @@ class DataParty(Role[S]):
         frame.insert(0, self.id_column, aligned.ids)
         if aligned.label is not None:
             frame[self.label_column] = aligned.label
+        columns, extra = self._row_columns(self._aligned_positions)
+        for name, values in columns.items():
+            frame[name] = values
         arguments: dict[str, Any] = {
             "id_column": self.id_column, "name": self.name, "label_column": self.label_column,
             "feature_columns": list(aligned.feature_names), "seed": self.seed,
-            "source": aligned.source, **overrides}
+            "source": aligned.source, **extra, **overrides}
         return type(self)(frame, **arguments)
+
+    def _row_columns(self, positions: np.ndarray) -> tuple[dict[str, np.ndarray],
+                                                           dict[str, Any]]:
+        """Columns besides ID, features and label that travel with the rows at
+        `positions` (the label holder's weights and exposure), and the constructor
+        arguments naming them."""
+        return {}, {}
 
     # --- run-wide set-up, shared by A and B ---------------------------------------------
 
@@ -208,6 +222,7 @@ class DataParty(Role[S]):
         return self._aligned
 
     def _take_aligned(self, positions: np.ndarray) -> None:
+        self._aligned_positions = np.asarray(positions, dtype=int)
         self._aligned = self.table.take(positions)
         self.aligned_ids_ = list(self._aligned.ids)
 
@@ -246,9 +261,11 @@ class DataParty(Role[S]):
         train, validation = validation_split(len(aligned), config.validation_fraction,
                                              plan.split_seed)
         self._check_batch_size(len(train))
-        # With K feature holders the loss sums (K + 1)**2 cross products per row.
-        codec.check_capacity(self.engine.n, max(len(train), len(validation)),
-                             holders=len(plan.feature_holders), party=self.name)
+        self._scales = PassScales(config.model, plan.weighted, len(plan.feature_holders))
+        # With K feature holders the loss sums (K + 1)**2 cross products per row;
+        # weighted and Poisson passes multiply more scales (parties.vertical.scales).
+        self._scales.check_capacity(codec, self.engine.n, max(len(train), len(validation)),
+                                    party=self.name)
         scaler = Standardizer.fit(aligned.take(train), config.standardize)
         x = scaler.transform(aligned.features)
         try:
@@ -287,10 +304,11 @@ class DataParty(Role[S]):
             trial = search.trial(params, step)
             gradient = self._full_gradient(
                 trial, self._gradient_pass(endpoint, self.rows.train, trial, **at))
-            if probe:
+            if probe and exact_line_search(self._config.model):
+                # The curvature along d, for the exact step of a quadratic loss.
                 self._send_gram(endpoint, self._encode_products(
                     search.curvature_entries(gradient)), **at)
-                probe = False
+            probe = False
             verdict = endpoint.receive(self.coordinator, TrialVerdict, **at)
             if verdict.step is None:
                 return  # C gave up: the point stays, the run stops
@@ -358,25 +376,35 @@ class DataParty(Role[S]):
     # --- pieces of the protocol steps -----------------------------------------------------
 
     def _loss_part(self, u_encoded: list[int], weights: np.ndarray, *, penalty: bool) -> int:
-        """This party's plaintext share of S at product scale: sum u^2, plus
-        2 m k penalty(w) on training batches (validation losses carry no penalty)."""
-        squares = sum(v * v for v in u_encoded)
+        """This party's plaintext share of S at the loss's scale: sum u^2 (the
+        unweighted squared pass only), plus the penalty term on training batches
+        (validation losses carry no penalty)."""
+        squares = sum(v * v for v in u_encoded) if self._scales.cross_terms else 0
+        return squares + self._penalty_part(len(u_encoded), weights, penalty=penalty)
+
+    def _penalty_part(self, rows: int, weights: np.ndarray, *, penalty: bool) -> int:
+        """The penalty's share of S over `rows` rows, encoded at the loss's scale:
+        2 m k penalty(w) for the squared losses, m penalty(w) for Poisson."""
         if not penalty:
-            return squares
-        config = self._config
-        term = 2 * len(u_encoded) * config.residual_factor * penalty_value(config, weights)
-        return squares + self._codec.encode([term], scale_power=2, what="penalty term",
-                                            party=self.name)[0]
+            return 0
+        config, scales = self._config, self._scales
+        term = scales.penalty_factor(rows, config.residual_factor) * penalty_value(config,
+                                                                                   weights)
+        return self._codec.encode([term], scale_power=scales.loss, what="penalty term",
+                                  party=self.name)[0]
 
     def _unmask_gradient(self, reply: DecryptedMaskedGradient, masks: list[int],
                          scale: float, sender: str) -> np.ndarray:
-        """Decoded gradient sums from C's reply, divided by `scale` (k m)."""
+        """Decoded gradient sums from C's reply, divided by `scale` (k m).
+
+        The sums carry the pass's gradient scale (``PassScales.gradient``).
+        """
         expect_length(reply.values, len(masks), sender=sender,
                       message="DecryptedMaskedGradient", what="values", party=self.name)
         codec, n = self._codec, self.engine.n
         summed = codec.decode(codec.to_signed(unmask(reply.values, masks, n), n,
                                               what="gradient", party=self.name),
-                              scale_power=2)
+                              scale_power=self._scales.gradient)
         return summed / scale
 
     def _encode_scores(self, values: np.ndarray, what: str, epoch: int) -> list[int]:

@@ -30,7 +30,8 @@ from parties.vertical.label_holder import LabelHolder
 from vfl.runtime.config import RunConfig, run_settings
 from vfl.training import TrainingConfig
 
-__all__ = ["VerticalLinearRegression", "VerticalLogisticRegression"]
+__all__ = ["VerticalLinearRegression", "VerticalLogisticRegression",
+           "VerticalPoissonRegression"]
 
 # The keywords: the training options (the class gives `model`), the run
 # settings the estimator surface carries, with RunConfig's defaults, and
@@ -40,8 +41,8 @@ _RUNTIME = {**_SETTINGS, "progress": False}
 
 
 class _VerticalEstimator(ConfigEstimator):
-    """Shared machinery; use :class:`VerticalLinearRegression` or
-    :class:`VerticalLogisticRegression`."""
+    """Shared machinery; use :class:`VerticalLinearRegression`,
+    :class:`VerticalLogisticRegression` or :class:`VerticalPoissonRegression`."""
 
     _config_type = TrainingConfig
     _runtime = _RUNTIME
@@ -225,3 +226,31 @@ class VerticalLogisticRegression(_VerticalEstimator):
               ) -> float:
         """Accuracy on the given rows (default: the training rows)."""
         return self.evaluate(label_holder_data, feature_holder_data)["accuracy"]
+
+
+class VerticalPoissonRegression(_VerticalEstimator):
+    """Poisson regression (log link, exact loss) by the three-party protocol.
+
+    Labels at the label holder are counts (non-negative); an exposure
+    column, if the label holder has one (``LabelHolder(...,
+    exposure_column=...)``), is the offset log(exposure). No Taylor
+    approximation: exp(u) = exp(u_B) * prod_k exp(u_Ak) is formed on
+    ciphertexts (``docs/poisson.md``). With ``optimizer="lbfgs"`` the line
+    search backtracks by Armijo's condition. Parameters and attributes as
+    :class:`VerticalLinearRegression`.
+    """
+
+    _model = "poisson"
+
+    def predict(self, label_holder_data: pd.DataFrame | None = None,
+                feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
+                *, deliver_to: str = "B") -> pd.Series:
+        """Expected counts mu (times the exposure, where B has one), indexed by ID."""
+        return self._decision(label_holder_data, feature_holder_data, deliver_to)
+
+    def score(self, label_holder_data: pd.DataFrame | None = None,
+              feature_holder_data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
+              ) -> float:
+        """D², the share of the null deviance explained (scikit-learn's
+        ``PoissonRegressor.score``), on the given rows (default: the training rows)."""
+        return self.evaluate(label_holder_data, feature_holder_data)["d2"]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from parties.vertical.data_party import DataParty
 from parties.vertical.messages import (
+    ChainedExpScores,
     ConvergenceVote,
     CrossTerm,
     CrossTermRequest,
@@ -23,12 +24,14 @@ from parties.vertical.messages import (
     EncryptedValidationScores,
     EpochEnd,
     EpochStart,
+    ExtendExpScores,
     InterceptOffset,
     MaskedGradient,
     MaskedPartialScores,
     PartialScores,
     PredictionMaskSeed,
     TrainingPlan,
+    WeightedLossTerm,
 )
 from parties.vertical.state import FeatureHolderState
 from vfl.crypto import draw_masks, expand_masks
@@ -88,6 +91,7 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         self.coordinator = "C"
         self._optimizer: Optimizer | None = None
         self._has_cross_term = False
+        self._chain_position = 0
         self._members: list[str] = []
         self._before = np.zeros(0)
         self._batches: list[np.ndarray] = []
@@ -154,6 +158,8 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         order = plan.feature_holders
         self._members = [*order, self.label_holder]
         self._has_cross_term = order.index(self.name) < len(order) - 1
+        # Poisson: the place of this party's factor exp(u_A) in the product chain.
+        self._chain_position = order.index(self.name)
         self._prepare(plan)
 
     def fresh_state(self) -> FeatureHolderState:
@@ -200,8 +206,10 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         expect_length(residual, len(rows), sender=self.label_holder,
                       message="EncryptedResidual", what="residuals", party=self.name)
         masks = self._send_masked_gradient(endpoint, rows, residual, **at)
-        if self._has_cross_term:
+        if self._has_cross_term and self._scales.cross_terms:
             self._answer_cross_term(endpoint, u_encoded, **at)
+        if self._scales.loss_terms:
+            self._send_loss_term(endpoint, residual, u_encoded, **at)
         reply = endpoint.receive(self.coordinator, DecryptedMaskedGradient, **at)
         return self._unmask_gradient(reply, masks, self._config.residual_factor * len(rows),
                                      self.coordinator)
@@ -213,8 +221,14 @@ class FeatureHolder(DataParty[FeatureHolderState]):
         at = {"epoch": epoch, "batch": 0}
         u_encoded = self._send_scores(endpoint, self.rows.validation,
                                       EncryptedValidationScores, None, penalty=False, **at)
-        if self._has_cross_term:
+        if self._has_cross_term and self._scales.cross_terms:
             self._answer_cross_term(endpoint, u_encoded, **at)
+        if self._scales.loss_terms:
+            residual = self.receive(endpoint, self.label_holder, EncryptedResidual,
+                                    **at).residual
+            expect_length(residual, len(u_encoded), sender=self.label_holder,
+                          message="EncryptedResidual", what="residuals", party=self.name)
+            self._send_loss_term(endpoint, residual, u_encoded, **at)
 
     def end_epoch(self, endpoint: Endpoint, epoch: int) -> None:
         """A yes/no convergence vote if asked for; C's decision."""
@@ -246,12 +260,40 @@ class FeatureHolder(DataParty[FeatureHolderState]):
                      theta: np.ndarray | None = None, *, penalty: bool,
                      **at: int) -> list[int]:
         theta = self.current.theta if theta is None else theta
-        u_encoded = self._encode_scores(self.rows.x[rows] @ theta, "partial scores",
-                                        at["epoch"])
+        u = self.rows.x[rows] @ theta
+        u_encoded = self._encode_scores(u, "partial scores", at["epoch"])
         loss_part = self._loss_part(u_encoded, theta, penalty=penalty)
         endpoint.send(self.label_holder, message(self.engine.encrypt(u_encoded),
                                                  self.engine.encrypt([loss_part])), **at)
+        if self._scales.poisson:
+            self._extend_chain(endpoint, u, **at)
         return u_encoded
+
+    def _extend_chain(self, endpoint: Endpoint, u: np.ndarray, **at: int) -> None:
+        """Poisson: this party's factor exp(u_A) into [[prod_k exp(u_Ak)]] (docs/poisson.md).
+
+        The first feature holder encrypts its factor; a later one multiplies
+        the product so far (relayed by B) by its own encoded factor, one more
+        2^f in the scale, and re-randomises: B, who relayed the ciphertexts,
+        cannot test guesses of the factor against them.
+        """
+        engine = self.engine
+        factor = self._encode_scores(np.exp(u), "exp(partial scores)", at["epoch"])
+        if self._chain_position == 0:
+            chain = engine.encrypt(factor)
+        else:
+            chain = self.receive(endpoint, self.label_holder, ExtendExpScores, **at).scores
+            expect_length(chain, len(factor), sender=self.label_holder,
+                          message="ExtendExpScores", what="scores", party=self.name)
+            chain = engine.rerandomize(engine.mul_plain(chain, factor))
+        endpoint.send(self.label_holder, ChainedExpScores(chain), **at)
+
+    def _send_loss_term(self, endpoint: Endpoint, residual: Any, u_encoded: list[int],
+                        **at: int) -> None:
+        """Weighted squared losses: [[sum_i r_i u_A,i]] to B, for the weighted loss."""
+        engine = self.engine
+        endpoint.send(self.label_holder, WeightedLossTerm(
+            engine.rerandomize(engine.dot(residual, u_encoded))), **at)
 
     def _params(self) -> np.ndarray:
         return self.current.theta

@@ -176,10 +176,10 @@ class Federation:
         Returns
         -------
         pandas.Series
-            Predictions (P(class 1) for logistic models) indexed by ID, in
-            the label holder's row order. With ``deliver_to="C"`` the values
-            are C's; the IDs come from B's side of this simulation, as C
-            never sees any.
+            Predictions (P(class 1) for logistic models, expected counts for
+            Poisson ones) indexed by ID, in the label holder's row order.
+            With ``deliver_to="C"`` the values are C's; the IDs come from B's
+            side of this simulation, as C never sees any.
         """
         return self._predict(self._with_data(self.label_holder, label_holder_data),
                              self._holders_with_data(feature_holder_data), deliver_to)
@@ -232,7 +232,8 @@ class Federation:
 
         Parameters are those of :meth:`predict`; `label_holder_data` must
         hold the label column. Returns R², RMSE, MSE and MAE for linear
-        models; AUC, accuracy and log-loss for logistic ones.
+        models; AUC, accuracy and log-loss for logistic ones; deviance, mean
+        Poisson deviance, D² and RMSE for Poisson ones.
         """
         if (label_holder_data is not None
                 and self.label_holder.label_column not in label_holder_data.columns):
@@ -290,7 +291,9 @@ class Federation:
             frame = frame.copy()
             if party.label_name not in frame.columns:
                 frame[party.label_name] = 0.0  # prediction rows need no label
-            return LabelHolder(frame, label_column=party.label_name, **kwargs)
+            # New rows of a Poisson model with an exposure bring their exposure.
+            return LabelHolder(frame, label_column=party.label_name,
+                               exposure_column=party.exposure_column, **kwargs)
         return FeatureHolder(frame, **kwargs)
 
     # --- running the threads ------------------------------------------------------

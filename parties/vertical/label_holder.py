@@ -6,6 +6,7 @@ refer to its steps).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pandas as pd
 
 from parties.vertical.data_party import DataParty
 from parties.vertical.messages import (
+    ChainedExpScores,
     ConvergenceVote,
     CrossTerm,
     CrossTermRequest,
@@ -29,19 +31,27 @@ from parties.vertical.messages import (
     EncryptedValidationScores,
     EpochEnd,
     EpochStart,
+    ExtendExpScores,
     InterceptOffset,
     MaskedGradient,
     MaskedPartialScores,
     PartialScores,
     PredictionMaskSeed,
     TrainingPlan,
+    WeightedLossTerm,
 )
 from parties.vertical.state import EpochRecord, LabelHolderState
 from vfl.crypto import EncryptedVector, draw_masks, expand_masks
 from vfl.crypto.shares import share_scores
-from vfl.errors import MalformedMessageError, TrainingDivergedError
+from vfl.errors import (
+    ConfigError,
+    InputDataError,
+    MalformedMessageError,
+    MissingColumnError,
+    TrainingDivergedError,
+)
 from vfl.lbfgs import LbfgsBlock
-from vfl.model import ModelPart, sigmoid
+from vfl.model import ModelPart, mean_prediction
 from vfl.optim import Optimizer, OptimizerState, learning_rate_at
 from vfl.progress import EpochProgress
 from vfl.protocol.channel import Endpoint
@@ -52,7 +62,17 @@ from vfl.runtime.checkpoint import CheckpointStore
 from vfl.runtime.role import expect_length
 from vfl.runtime.session import Session
 from vfl.runtime.state import GeneratorState
-from vfl.training import TrainingConfig, batch_plan, training_labels, validation_split
+from vfl.training import (
+    CLASS_WEIGHTS,
+    TrainingConfig,
+    balanced_class_weights,
+    batch_plan,
+    batch_weights,
+    check_exposure,
+    check_sample_weights,
+    training_labels,
+    validation_split,
+)
 
 __all__ = ["DIVERGENCE_FACTOR", "LabelHolder"]
 
@@ -69,17 +89,23 @@ class _Scores:
     u_a : EncryptedVector
         [[sum_k u_Ak]].
     v : list of int
-        u_B - y (or u_B - 2y, logistic) encoded: [[k d]] = [[u_a]] + v.
+        u_B - y (or u_B - 2y, logistic) encoded: [[k d]] = [[u_a]] + v (empty
+        for Poisson).
     loss : EncryptedVector
-        [[S]] without the feature holders' cross terms.
+        [[S]] without the feature holders' cross terms (or, weighted, without
+        their loss terms and sum r v).
     cross_requests : list of (str, EncryptedVector)
         Who is asked for a cross term, over which [[U_j]].
+    residual : EncryptedVector
+        [[r]]: [[k d]], weighted [[k w' d]], Poisson [[w' (mu - y)]]
+        (``parties.vertical.scales`` gives its scale).
     """
 
     u_a: EncryptedVector
     v: list[int]
     loss: EncryptedVector
     cross_requests: list[tuple[str, EncryptedVector]]
+    residual: EncryptedVector
 
 
 class LabelHolder(DataParty[LabelHolderState]):
@@ -105,6 +131,17 @@ class LabelHolder(DataParty[LabelHolderState]):
         Seed of the validation split; default drawn from the secret stream.
         Runs meant to hold out the same rows (contribution coalitions) pass
         the first run's :attr:`split_seed_`.
+    weight_column : str, optional
+        A column of non-negative sample weights (not a feature): every loss
+        and gradient becomes the weighted mean over its batch. Only B knows
+        the weights (``docs/poisson.md``).
+    class_weight : {"balanced"}, optional
+        Logistic regression: weight each row by n / (2 n_c) (n training
+        rows, n_c of them in its class), times its sample weight if any.
+    exposure_column : str, optional
+        Poisson regression: a column of positive exposures (time at risk,
+        population); log(exposure) is the offset of the score, and the
+        predicted count is exposure * exp(score).
     """
 
     role = "label_holder"
@@ -114,11 +151,46 @@ class LabelHolder(DataParty[LabelHolderState]):
     def __init__(self, data: pd.DataFrame, *, id_column: str, label_column: str,
                  name: str = "B", feature_columns: list[str] | None = None,
                  seed: int | None = None, source: str | None = None,
-                 model: ModelPart | None = None, split_seed: int | None = None) -> None:
+                 model: ModelPart | None = None, split_seed: int | None = None,
+                 weight_column: str | None = None, class_weight: str | None = None,
+                 exposure_column: str | None = None) -> None:
+        where = source or "the DataFrame"
+        extra = {"weight": weight_column, "exposure": exposure_column}
+        for kind, column in extra.items():
+            if column is None:
+                continue
+            if isinstance(data, pd.DataFrame) and column not in [str(c) for c in data.columns]:
+                raise MissingColumnError(f"{where} has no {kind} column {column!r} (columns: "
+                                         f"{', '.join(map(str, data.columns))}); pass the right "
+                                         f"--{kind}-column", party=name)
+            if column in (id_column, label_column) or (feature_columns is not None
+                                                       and column in feature_columns):
+                raise InputDataError(f"the {kind} column {column!r} of {where} cannot also be "
+                                     "the ID, the label or a feature", party=name)
+        if class_weight is not None and class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)} or "
+                              f"None, got {class_weight!r}", party=name)
+        if feature_columns is None and isinstance(data, pd.DataFrame) and any(extra.values()):
+            # The weight and exposure columns are B's row data, never features.
+            feature_columns = [str(c) for c in data.columns
+                               if str(c) not in (id_column, label_column, *extra.values())]
         super().__init__(data, id_column=id_column, name=name, label_column=label_column,
                          feature_columns=feature_columns, seed=seed, source=source,
                          model=model)
         self.split_seed = split_seed
+        self.weight_column, self.class_weight = weight_column, class_weight
+        self.exposure_column = exposure_column
+        named = {str(c): c for c in data.columns}
+        #: Sample weights and exposures of every row of the table (None: not given).
+        self._sample_weights = None if weight_column is None else check_sample_weights(
+            data[named[weight_column]].to_numpy(), party=name, source=source,
+            column=weight_column)
+        self._exposure = None if exposure_column is None else check_exposure(
+            data[named[exposure_column]].to_numpy(), party=name, source=source,
+            column=exposure_column)
+        #: This run's raw row weights (aligned order; None: unweighted) and offsets.
+        self._row_weights: np.ndarray | None = None
+        self._offset: np.ndarray | None = None
         #: IDs of the rows of the last prediction, in the alignment order.
         self.prediction_ids_: list[str] | None = None
         self.progress: EpochProgress | None = None
@@ -220,8 +292,17 @@ class LabelHolder(DataParty[LabelHolderState]):
                                   source=self.aligned.source, column=self.label_column)
 
     def identity(self) -> dict[str, Any]:
-        return self._data_identity(feature_holders=self.feature_holders,
-                                   coordinator=self.coordinator)
+        identity = self._data_identity(feature_holders=self.feature_holders,
+                                       coordinator=self.coordinator)
+        # A checkpoint is of these weights and exposures too (B's own rows).
+        rows = self._aligned_positions
+        for key, values in (("weights", self._sample_weights), ("exposure", self._exposure)):
+            if values is not None:
+                identity[f"{key}_fingerprint"] = hashlib.sha256(
+                    np.ascontiguousarray(values[rows], dtype="<f8").tobytes()).hexdigest()
+        if self.class_weight is not None:
+            identity["class_weight"] = self.class_weight
+        return identity
 
     def agree_plan(self, endpoint: Endpoint, resumed: LabelHolderState | None) -> None:
         """B fixes the validation split and tells every party the plan."""
@@ -235,16 +316,63 @@ class LabelHolder(DataParty[LabelHolderState]):
         else:
             split_seed = self._public_seed()
         self._split_seed = split_seed
+        self._check_row_options()
         plan = TrainingPlan(self._config, len(self.aligned), tuple(self.feature_holders),
-                            split_seed)
+                            split_seed, weighted=self.weighted)
         for name in (*self.feature_holders, self.coordinator):
             endpoint.send(name, plan)
         self._prepare(plan)
+        self._row_weights, self._offset = self._aligned_row_data(self._aligned_positions,
+                                                                 self._y, self.rows.train)
+
+    @property
+    def weighted(self) -> bool:
+        """Whether this party weights its rows (a weight column or balanced classes)."""
+        return self._sample_weights is not None or self.class_weight is not None
+
+    def _check_row_options(self) -> None:
+        """Refuse weights and exposures the configured model cannot use."""
+        model = self._config.model
+        if self.class_weight is not None and model != "logistic":
+            raise ConfigError(f"class_weight={self.class_weight!r} weights the two classes of "
+                              f"logistic regression; this run trains {model!r}: drop it or "
+                              "use a weight column", party=self.name)
+        if self.exposure_column is not None and model != "poisson":
+            raise ConfigError(f"an exposure column ({self.exposure_column!r}) is the offset of "
+                              f"Poisson regression; this run trains {model!r}: drop it or use "
+                              "model='poisson'", party=self.name)
+
+    def _aligned_row_data(self, positions: np.ndarray, y: np.ndarray, train: np.ndarray
+                          ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(raw row weights, log-exposure offsets) of the rows at `positions` (None: none).
+
+        Balanced class weights count the training rows `train` (positions into `y`).
+        """
+        weights = None
+        if self.weighted:
+            weights = (np.ones(len(positions)) if self._sample_weights is None
+                       else self._sample_weights[positions])
+            if self.class_weight == "balanced":
+                weights = weights * balanced_class_weights(y, train)
+        offset = None if self._exposure is None else np.log(self._exposure[positions])
+        return weights, offset
+
+    def _row_columns(self, positions: np.ndarray) -> tuple[dict[str, np.ndarray],
+                                                           dict[str, Any]]:
+        columns: dict[str, np.ndarray] = {}
+        if self.weight_column is not None and self._sample_weights is not None:
+            columns[self.weight_column] = self._sample_weights[positions]
+        if self.exposure_column is not None and self._exposure is not None:
+            columns[self.exposure_column] = self._exposure[positions]
+        return columns, {"weight_column": self.weight_column, "class_weight": self.class_weight,
+                         "exposure_column": self.exposure_column}
 
     def fresh_state(self) -> LabelHolderState:
         d = self.rows.n_features
         theta = self._initial_weights(d)
-        bias = self.draw_initial_intercept(self._y[self.rows.train])
+        train = self.rows.train
+        bias = self.draw_initial_intercept(
+            self._y[train], None if self._offset is None else self._offset[train])
         return LabelHolderState(
             epoch=0, stopped=False, theta=theta, bias=bias, best_theta=theta.copy(),
             best_bias=bias, initial_weights=theta.copy(), initial_intercept=bias,
@@ -286,11 +414,10 @@ class LabelHolder(DataParty[LabelHolderState]):
         loss's gradient."""
         scores = self._collect_scores(endpoint, rows, EncryptedPartialScores, params,
                                       penalty=True, **at)
-        residual = self.engine.add_plain(scores.u_a, scores.v)
-        self._send_residual(endpoint, residual, **at)
+        self._send_residual(endpoint, scores.residual, **at)
         self._ask_cross_terms(endpoint, scores, **at)
-        masks = self._send_masked_gradient(endpoint, rows, residual, **at)
-        loss = self._add_cross_terms(endpoint, scores, **at)
+        masks = self._send_masked_gradient(endpoint, rows, scores.residual, **at)
+        loss = self._finish_loss(endpoint, scores, **at)
         endpoint.send(self.coordinator, EncryptedLoss(loss, len(rows)), **at)
         reply = endpoint.receive(self.coordinator, DecryptedMaskedGradient, **at)
         return self._unmask_gradient(reply, masks, self._config.residual_factor * len(rows),
@@ -305,8 +432,11 @@ class LabelHolder(DataParty[LabelHolderState]):
         scores = self._collect_scores(endpoint, validation, EncryptedValidationScores, None,
                                       penalty=False, **at)
         self._ask_cross_terms(endpoint, scores, **at)
+        if self._scales.loss_terms:
+            # The weighted loss needs each A's sum r u_A over these rows too.
+            self._send_residual(endpoint, scores.residual, **at)
         endpoint.send(self.coordinator, EncryptedValidationLoss(
-            self._add_cross_terms(endpoint, scores, **at), len(validation)), **at)
+            self._finish_loss(endpoint, scores, **at), len(validation)), **at)
 
     def end_epoch(self, endpoint: Endpoint, epoch: int) -> float:
         """A yes/no convergence vote if asked for; C's decision and the epoch's losses."""
@@ -367,10 +497,15 @@ class LabelHolder(DataParty[LabelHolderState]):
         seeds = [self._public_seed() for _ in range(config.epochs)]
         split_seed = self.split_seed if self.split_seed is not None else self._public_seed()
         train, _ = validation_split(len(y), config.validation_fraction, split_seed)
+        self._check_row_options()
+        offset = None if self._exposure is None else np.log(self._exposure)
         result = train_centralized(table.features, table.label, config,
                                    initial_weights=initial,
-                                   initial_intercept=self.draw_initial_intercept(y[train]),
-                                   batch_seeds=seeds, split_seed=split_seed, blocks=[d])
+                                   initial_intercept=self.draw_initial_intercept(
+                                       y[train], None if offset is None else offset[train]),
+                                   batch_seeds=seeds, split_seed=split_seed, blocks=[d],
+                                   sample_weight=self._sample_weights,
+                                   class_weight=self.class_weight, exposure=self._exposure)
         return pd.DataFrame({"loss": result.history,
                              "validation_loss": result.validation_history})
 
@@ -390,21 +525,30 @@ class LabelHolder(DataParty[LabelHolderState]):
         """What a checkpoint keeps of the sent seeds' stream (None: they come from the OS)."""
         return None if self._public_rng is None else GeneratorState.of(self._public_rng)
 
-    def draw_initial_intercept(self, y_train: np.ndarray) -> float:
+    def draw_initial_intercept(self, y_train: np.ndarray,
+                               offset: np.ndarray | None = None) -> float:
         """A random secret intercept around the labels' mean, from this run's stream.
 
         Secret and random, it hides sum(y^2) from the first loss C sees
-        (PROTOCOL.md, what each party learns).
+        (PROTOCOL.md, what each party learns). Poisson (log link): around
+        the log of the mean rate, sum y / sum exposure, with a spread of 1/2.
         """
+        if self._config.model == "poisson":
+            exposure = np.ones(len(y_train)) if offset is None else np.exp(offset)
+            rate = max(float(y_train.sum() / exposure.sum()), 1e-3)
+            return float(np.log(rate) + 0.5 * self._secret_rng.normal())
         return float(y_train.mean() + y_train.std() * self._secret_rng.normal())
 
     def _collect_scores(self, endpoint: Endpoint, rows: np.ndarray,
                         message: type[EncryptedPartialScores] | type[EncryptedValidationScores],
                         params: np.ndarray | None = None, *, penalty: bool,
                         **at: int) -> _Scores:
-        """Steps 2-3: every [[u_Ak]] and [[L_Ak]]; v = u_B - y; [[S]] without cross terms.
+        """Steps 2-3: every [[u_Ak]] and [[L_Ak]]; v = u_B - y; [[S]] without cross terms;
+        the residual [[r]].
 
         At `params` (weights, then the intercept), by default the current ones.
+        Weighted and Poisson passes: see :meth:`_weighted_scores` and
+        :meth:`_poisson_scores`.
         """
         engine = self.engine
         params = self._params() if params is None else params
@@ -415,10 +559,16 @@ class LabelHolder(DataParty[LabelHolderState]):
                           what="scores", party=self.name)
             expect_length(part.loss_part, 1, sender=a, message=message.__name__,
                           what="loss ciphertexts", party=self.name)
+        score = self.rows.x[rows] @ theta + bias
+        if self._scales.poisson:
+            return self._poisson_scores(endpoint, rows, parts, score, theta, penalty=penalty,
+                                        **at)
         # v = u_B - y for squared loss; the Taylor residual 4d = u - 2y needs 2y.
         label_factor = 2.0 if self._config.model == "logistic" else 1.0
-        v = self.rows.x[rows] @ theta + bias - label_factor * self._y[rows]
+        v = score - label_factor * self._y[rows]
         v_encoded = self._encode_scores(v, "u_B - y", at["epoch"])
+        if self._scales.weighted:
+            return self._weighted_scores(rows, parts, v_encoded, theta, penalty=penalty)
         # Suffix sums [[U_j]] = [[sum_{k>j} u_Ak]]: A_j returns [[2 u_Aj . U_j]].
         suffix = parts[-1].scores
         requests = []
@@ -429,7 +579,91 @@ class LabelHolder(DataParty[LabelHolderState]):
         loss = engine.add_plain(engine.dot(suffix, [2 * e for e in v_encoded]), [plain])
         for part in parts:
             loss = engine.add(loss, part.loss_part)
-        return _Scores(suffix, v_encoded, loss, requests)
+        return _Scores(suffix, v_encoded, loss, requests, engine.add_plain(suffix, v_encoded))
+
+    def _batch_weights(self, rows: np.ndarray) -> np.ndarray:
+        """w' of these rows: their weights scaled to mean 1 (all ones when unweighted)."""
+        weights = batch_weights(self._row_weights, rows)
+        return np.ones(len(rows)) if weights is None else weights
+
+    def _sum_scores(self, parts: Sequence[EncryptedPartialScores | EncryptedValidationScores]
+                    ) -> tuple[EncryptedVector, EncryptedVector]:
+        """([[sum_k u_Ak]], [[sum_k L_Ak]]) of the feature holders' messages."""
+        engine = self.engine
+        total, loss = parts[0].scores, parts[0].loss_part
+        for part in parts[1:]:
+            total, loss = engine.add(total, part.scores), engine.add(loss, part.loss_part)
+        return total, loss
+
+    def _weighted_scores(self, rows: np.ndarray,
+                         parts: Sequence[EncryptedPartialScores | EncryptedValidationScores],
+                         v_encoded: list[int], theta: np.ndarray, *, penalty: bool) -> _Scores:
+        """The weighted pass (docs/poisson.md): [[k w' d]] = w' [[sum_k u_Ak]] + w' v.
+
+        B multiplies by its encoded weights w' (mean 1 over the batch), so the
+        residual carries scale 2^2f and no weight leaves B. The loss needs no
+        cross term: each A returns [[sum_i r_i u_A,i]] (:meth:`_finish_loss`).
+        """
+        engine, codec = self.engine, self._codec
+        weights = codec.encode(self._batch_weights(rows), what="sample weights",
+                               party=self.name)
+        total, loss = self._sum_scores(parts)
+        # Integer products: exactly w' (u + v) at scale 2^2f, as the ciphertexts carry it.
+        residual = engine.add_plain(engine.mul_plain(total, weights),
+                                    [w * v for w, v in zip(weights, v_encoded)])
+        loss = engine.add_plain(loss, [self._penalty_part(len(rows), theta, penalty=penalty)])
+        return _Scores(total, v_encoded, loss, [], residual)
+
+    def _poisson_scores(self, endpoint: Endpoint, rows: np.ndarray,
+                        parts: Sequence[EncryptedPartialScores | EncryptedValidationScores],
+                        score: np.ndarray, theta: np.ndarray, *, penalty: bool,
+                        **at: int) -> _Scores:
+        """The Poisson pass (docs/poisson.md): [[w' (mu - y)]] and [[S]], no approximation.
+
+        [[prod_k exp(u_Ak)]] comes down the feature holders' chain; B multiplies
+        it by its own factor w' exposure exp(u_B) (scale 2^f) and subtracts w' y
+        at the product's scale 2^((K+1) f). The loss S = sum w' (mu - y eta) +
+        m penalty, eta = sum_k u_Ak + u_B + log(exposure): sum r + sum w' y -
+        sum_k [[u_Ak]] . w' y - sum w' y (u_B + log exposure) + the penalties.
+        """
+        engine, codec, top = self.engine, self._codec, self._scales.residual
+        chain = self._collect_chain(endpoint, len(rows), **at)
+        weights, y = self._batch_weights(rows), self._y[rows]
+        eta_b = score if self._offset is None else score + self._offset[rows]
+        factor = self._encode_scores(weights * np.exp(eta_b), "w' exposure exp(u_B)",
+                                     at["epoch"])
+        weighted_y = weights * y
+        y_top = codec.encode(weighted_y, scale_power=top, what="weighted labels",
+                             party=self.name)
+        residual = engine.add_plain(engine.mul_plain(chain, factor), [-v for v in y_top])
+        total, loss = self._sum_scores(parts)
+        y_low = codec.encode(weighted_y, scale_power=top - 1, what="weighted labels",
+                             party=self.name)
+        plain = (sum(y_top) - codec.encode([float(weighted_y @ eta_b)], scale_power=top,
+                                           what="sum w' y eta_B", party=self.name)[0]
+                 + self._penalty_part(len(rows), theta, penalty=penalty))
+        loss = engine.add(loss, engine.add(engine.sum(residual),
+                                           engine.dot(total, [-v for v in y_low])))
+        return _Scores(total, [], engine.add_plain(loss, [plain]), [], residual)
+
+    def _collect_chain(self, endpoint: Endpoint, rows: int, **at: int) -> EncryptedVector:
+        """Poisson: [[prod_k exp(u_Ak)]], relayed from each feature holder to the next.
+
+        Feature holders talk only to B and C (also over the network), so B
+        passes each product on; it cannot read it (C's key), and each feature
+        holder re-randomises after its multiplication.
+        """
+        holders = self.feature_holders
+        chain = None
+        for k, a in enumerate(holders):
+            if k:
+                assert chain is not None
+                endpoint.send(a, ExtendExpScores(chain), **at)
+            chain = self.receive(endpoint, a, ChainedExpScores, **at).scores
+            expect_length(chain, rows, sender=a, message="ChainedExpScores", what="scores",
+                          party=self.name)
+        assert chain is not None  # a run has at least one feature holder
+        return chain
 
     def _params(self) -> np.ndarray:
         state = self.current
@@ -486,6 +720,22 @@ class LabelHolder(DataParty[LabelHolderState]):
         for name, values in scores.cross_requests:
             endpoint.send(name, CrossTermRequest(self.engine.rerandomize(values)), **at)
 
+    def _finish_loss(self, endpoint: Endpoint, scores: _Scores, **at: int) -> EncryptedVector:
+        """[[S]] complete, re-randomised for C: the cross terms (unweighted squared
+        losses), or every A's [[sum r u_A]] plus sum r v (weighted), or as it is
+        (Poisson)."""
+        if self._scales.cross_terms:
+            return self._add_cross_terms(endpoint, scores, **at)
+        engine, loss = self.engine, scores.loss
+        if self._scales.loss_terms:
+            for name in self.feature_holders:
+                term = self.receive(endpoint, name, WeightedLossTerm, **at)
+                expect_length(term.value, 1, sender=name, message="WeightedLossTerm",
+                              what="ciphertexts", party=self.name)
+                loss = engine.add(loss, term.value)
+            loss = engine.add(loss, engine.dot(scores.residual, scores.v))
+        return engine.rerandomize(loss)
+
     def _add_cross_terms(self, endpoint: Endpoint, scores: _Scores,
                          **at: int) -> EncryptedVector:
         """Step 3: [[S]] with every cross term, re-randomised for C."""
@@ -515,8 +765,10 @@ class LabelHolder(DataParty[LabelHolderState]):
         Returns
         -------
         pandas.Series or None
-            Predictions (P(class 1) for logistic models) indexed by ID, in
-            this party's row order; None when delivered to C.
+            Predictions (P(class 1) for logistic models, the expected count
+            for Poisson ones, times the exposure where this party has an
+            exposure column) indexed by ID, in this party's row order; None
+            when delivered to C.
         """
         if self.model_ is None:
             raise AttributeError(f"party {self.name} has no model: train or load one first")
@@ -527,6 +779,9 @@ class LabelHolder(DataParty[LabelHolderState]):
                                           get_alignment(alignment))
         self.prediction_ids_ = [self.table.ids[i] for i in positions]
         total = self.model_.score(self.table.features[positions])
+        if self._exposure is not None and self.model_.model == "poisson":
+            # The offset: mu = exposure * exp(score) = exp(score + log exposure).
+            total = total + np.log(self._exposure[positions])
         if deliver_to == coordinator:
             masks = np.zeros(len(positions), dtype=object)
             for name in feature_holders:
@@ -542,9 +797,9 @@ class LabelHolder(DataParty[LabelHolderState]):
             expect_length(scores, len(positions), sender=name, message="PartialScores",
                           what="scores", party=self.name)
             total = total + np.asarray(scores)
-        if self.model_.model == "logistic":
-            total = sigmoid(total)
+        total = mean_prediction(self.model_.model, total)
         order = np.argsort(positions)
         return pd.Series(total[order], index=pd.Index([self.table.ids[i] for i in
                                                        positions[order]], name=self.id_column),
                          name=self.label_column)
+

@@ -20,6 +20,7 @@ from vfl.protocol.wire import wire_message
 from vfl.training import TrainingConfig
 
 __all__ = [
+    "ChainedExpScores",
     "ConvergenceVote",
     "CrossTerm",
     "CrossTermRequest",
@@ -33,6 +34,7 @@ __all__ = [
     "EncryptedValidationScores",
     "EpochEnd",
     "EpochStart",
+    "ExtendExpScores",
     "InterceptOffset",
     "MaskedGradient",
     "MaskedPartialScores",
@@ -41,6 +43,7 @@ __all__ = [
     "SearchDirection",
     "TrainingPlan",
     "TrialVerdict",
+    "WeightedLossTerm",
 ]
 
 
@@ -61,6 +64,9 @@ class TrainingPlan:
     feature_holders: tuple[str, ...]
     #: Seed of the validation split (see :func:`vfl.training.validation_split`).
     split_seed: int = 0
+    #: B weights the rows (sample weights or balanced classes; docs/poisson.md): the
+    #: pass's scales change. Only this yes/no leaves B, never a weight.
+    weighted: bool = False
 
 
 # --- training -----------------------------------------------------------------
@@ -77,7 +83,11 @@ class EpochStart:
 @wire_message
 @dataclass(frozen=True)
 class EncryptedPartialScores:
-    """A -> B: [[u_A]] and [[L_A]], L_A = sum u_A^2 + m*lambda*||theta_A||^2."""
+    """A -> B: [[u_A]] and [[L_A]], L_A = sum u_A^2 + m*lambda*||theta_A||^2.
+
+    In weighted and Poisson runs L_A is the penalty term alone, at the loss's
+    scale (``parties.vertical.scales``).
+    """
 
     scores: EncryptedVector
     loss_part: EncryptedVector
@@ -118,6 +128,41 @@ class CrossTerm:
 
 @wire_message
 @dataclass(frozen=True)
+class WeightedLossTerm:
+    """A -> B (weighted runs of the squared losses): [[sum_i r_i u_A,i]], re-randomised.
+
+    r = [[k w' d]] is the residual A received; B adds sum_i r_i v_i and the
+    penalties: sum_i r_i (sum_k u_Ak,i + v_i) = sum_i w'_i (k d_i)^2, the
+    weighted loss, without any cross term between feature holders.
+    """
+
+    value: EncryptedVector
+
+
+@wire_message
+@dataclass(frozen=True)
+class ChainedExpScores:
+    """A_k -> B (Poisson): [[prod_{j<=k} exp(u_Aj)]], re-randomised.
+
+    A1 encrypts its own exp(u_A1) (scale 2^f); each later A_k multiplies what
+    B relayed by its own exp(u_Ak) encoded (one more factor 2^f). B relays the
+    product to A_{k+1} (:class:`ExtendExpScores`) or, after the last, forms
+    [[mu]] with its own factor. Every party sees only ciphertexts.
+    """
+
+    scores: EncryptedVector
+
+
+@wire_message
+@dataclass(frozen=True)
+class ExtendExpScores:
+    """B -> A_k (Poisson, k >= 2): [[prod_{j<k} exp(u_Aj)]] from A_{k-1}, re-randomised."""
+
+    scores: EncryptedVector
+
+
+@wire_message
+@dataclass(frozen=True)
 class EncryptedValidationScores:
     """A -> B: [[u_A]] and [[sum u_A^2]] on the validation rows (batch 0)."""
 
@@ -131,7 +176,9 @@ class EncryptedLoss:
     """B -> C: [[S]] for a batch of `batch_rows` rows, re-randomised.
 
     S = sum_i (k d_i)^2 + 2 m k * penalty, from which C recovers the loss
-    L = S / (2 m k) + (log 2 - 1/2 for the logistic Taylor loss).
+    L = S / (2 m k) + (log 2 - 1/2 for the logistic Taylor loss). Weighted:
+    sum_i w'_i (k d_i)^2 + 2 m k * penalty. Poisson: S = sum_i w'_i (mu_i - y_i
+    eta_i) + m * penalty, L = S / m (``PassScales.mean_loss``).
     """
 
     loss: EncryptedVector

@@ -75,8 +75,9 @@ def batch_size(text: str) -> int | None:
 
 #: (flag type or choices, help) per TrainingConfig field, in --help order.
 _OPTIONS: dict[str, tuple[Any, str]] = {
-    "model": (MODELS, "linear regression, or logistic regression by the Taylor-expanded "
-                      "log-loss (labels 0/1 or -1/+1)"),
+    "model": (MODELS, "linear regression, logistic regression by the Taylor-expanded "
+                      "log-loss (labels 0/1 or -1/+1), or Poisson regression (counts, log "
+                      "link)"),
     "epochs": (int, "maximum number of passes over the training rows"),
     "learning_rate": (float, "base step size (see --schedule)"),
     "batch_size": (batch_size, "rows per mini-batch, or 'full' (None = full batch)"),

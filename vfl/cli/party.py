@@ -49,6 +49,8 @@ The configuration file (TOML; relative paths are relative to it):
   id_column = "patient_id"
   label_column = "progression"   # B: the label; A: its name, refused in A's file
   features = ["age", "bmi"]      # optional; default every other column
+  # B only, optional (docs/poisson.md): weight_column = "w", class_weight = "balanced",
+  # exposure_column = "years" (model = "poisson")
 
   [federation]                   # identical at every party
   label_holder = "B"
@@ -272,7 +274,9 @@ def _build_party(config, quiet: bool):
             "name": config.name, "feature_columns": config.features, "seed": config.seed}
     party: LabelHolder | FeatureHolder
     if config.role == "label_holder":
-        party = LabelHolder.from_csv(config.data_file, **data)
+        party = LabelHolder.from_csv(config.data_file, weight_column=config.weight_column,
+                                     class_weight=config.class_weight,
+                                     exposure_column=config.exposure_column, **data)
         if not quiet:
             party.progress = EpochProgress(config.training.epochs)
     else:

@@ -25,7 +25,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "predict", help="predict new rows with the model parts a training run saved",
         description="Each party loads its own saved part from MODEL_DIR (model_B.json, "
                     "model_A1.json, model_A2.json, ...), the parties align the new rows "
-                    "privately, and the predictions (P(class 1) for a logistic model) are "
+                    "privately, and the predictions (P(class 1) for a logistic model, the "
+                    "expected count for a Poisson one) are "
                     "delivered to B (the feature holders send B their partial scores) or to "
                     "C (every party sends C masked shares; C learns the predictions, no "
                     "party's share and no ID).",
@@ -39,6 +40,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--deliver-to", default="B", choices=["B", "C"],
                         help="who receives the predictions")
     add_run_option(parser, "alignment")
+    parser.add_argument("--exposure-column", default=None, metavar="NAME",
+                        help="Poisson models: column of positive exposures in B's file; the "
+                             "prediction is exposure * exp(score) (without it, the count per "
+                             "unit of exposure)")
     group = parser.add_argument_group("WOE encoding and scorecard (docs/risk.md)")
     group.add_argument("--woe", default=None, metavar="DIR",
                        help="the model was trained with --woe DIR: each party encodes its "
@@ -81,8 +86,15 @@ def run(args: argparse.Namespace) -> int:
         # B asks for the summed log-odds (the parts' linear score; the protocol is the
         # same, only B's last step differs) and turns it into probability and score.
         parts = {name: replace(part, model="linear") for name, part in parts.items()}
+    exposure = getattr(args, "exposure_column", None)
+    if exposure is not None and parts["B"].model != "poisson":
+        from vfl.errors import ConfigError
+
+        raise ConfigError(f"--exposure-column is the offset of a Poisson model; the model in "
+                          f"{args.model} is {parts['B'].model}: leave it out")
     b = LabelHolder(frame_b, id_column=args.id_column, label_column=label,
-                    feature_columns=parts["B"].features, model=parts["B"], source=args.party_b)
+                    feature_columns=parts["B"].features, model=parts["B"], source=args.party_b,
+                    exposure_column=exposure)
     holders = [FeatureHolder(frames[name], id_column=args.id_column, name=name,
                              feature_columns=parts[name].features, model=parts[name],
                              source=path)

@@ -29,7 +29,7 @@ CURVE_FILES = ("roc.png", "ks.png")
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "simulate", help="train A, B and C in one process on CSV files",
-        description="Align the parties' rows privately, train a linear or logistic "
+        description="Align the parties' rows privately, train a linear, logistic or Poisson "
                     "regression with Paillier-encrypted messages between in-process parties "
                     "(one label holder B, one or more feature holders A1..Ak, a coordinator "
                     "C), and write OUT/report.json plus one model file per party.",
@@ -58,9 +58,32 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--curves", action="store_true",
                         help="logistic models: also write OUT/roc.png and OUT/ks.png, the ROC "
                              "and KS curves on the training rows (needs matplotlib)")
+    _add_row_options(parser)
     _add_woe_options(parser)
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     parser.set_defaults(run=run)
+
+
+def _add_row_options(parser: argparse.ArgumentParser) -> None:
+    """--weight-column, --class-weight and --exposure-column: B's own row data."""
+    group = parser.add_argument_group("weights and exposure, known to B alone "
+                                      "(docs/poisson.md)")
+    group.add_argument("--weight-column", default=None, metavar="NAME",
+                       help="column of non-negative sample weights in B's file (not a "
+                            "feature): losses and gradients become weighted means")
+    group.add_argument("--class-weight", default=None, choices=["balanced"],
+                       help="--model logistic: weight each row by n / (2 n_c), n_c the "
+                            "training rows of its class (times its sample weight, if any)")
+    group.add_argument("--exposure-column", default=None, metavar="NAME",
+                       help="--model poisson: column of positive exposures in B's file; "
+                            "log(exposure) is the offset, the prediction exposure * exp(score)")
+
+
+def _row_options(args: argparse.Namespace) -> dict:
+    """The label holder's weight, class-weight and exposure keywords from the command line."""
+    return {"weight_column": getattr(args, "weight_column", None),
+            "class_weight": getattr(args, "class_weight", None),
+            "exposure_column": getattr(args, "exposure_column", None)}
 
 
 def _add_woe_options(parser: argparse.ArgumentParser) -> None:
@@ -189,7 +212,8 @@ def _federation(args: argparse.Namespace, run_config, say, binning=None):
                    for k, (name, path) in enumerate(zip(
                        feature_holder_names(len(args.party_a)), args.party_a))]
         label_holder = LabelHolder.from_csv(args.party_b, id_column=args.id_column,
-                                            label_column=args.label_column, seed=seed)
+                                            label_column=args.label_column, seed=seed,
+                                            **_row_options(args))
     else:
         frames = woe_frames(args, binning, all_columns=args.woe_all_columns)
         holders = [FeatureHolder(frames[name], id_column=args.id_column, name=name,
@@ -199,7 +223,7 @@ def _federation(args: argparse.Namespace, run_config, say, binning=None):
                        feature_holder_names(len(args.party_a)), args.party_a))]
         label_holder = LabelHolder(frames["B"], id_column=args.id_column,
                                    label_column=args.label_column, seed=seed,
-                                   source=args.party_b)
+                                   source=args.party_b, **_row_options(args))
     coordinator = Coordinator(key_bits=run_config.key_bits,
                               insecure_key=run_config.insecure_key, backend=run_config.backend,
                               insecure_plaintext=run_config.insecure_plaintext)

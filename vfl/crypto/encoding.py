@@ -204,8 +204,42 @@ class FixedPointCodec:
         e, penalty = self.max_encoded(), self.max_encoded(2)
         return max(terms * (k + 1) ** 2 * e * e + (k + 1) * penalty, terms * (k + 1) * e * e)
 
+    def max_weighted_result(self, max_terms: int, holders: int = 1) -> int:
+        """Largest result of a weighted run of the squared losses (linear, logistic).
+
+        The label holder multiplies [[sum_k u_Ak]] by its encoded weights
+        w': the residual ``r = w' (sum_k u_Ak) + w' v`` carries scale
+        ``2**(2 frac_bits)``, ``|r_i| <= K E^2 + P2 =: R`` (``P2 =
+        max_encoded(2)``). A gradient entry is at most ``m E R``; the loss
+        ``sum_i r_i (sum_k u_Ak,i + v_i)`` plus K + 1 penalty terms at scale
+        ``2**(3 frac_bits)``, at most ``m (K + 1) E R + (K + 1) P3``, is the
+        larger.
+        """
+        terms, k = _count(max_terms, "max_terms"), _count(holders, "holders")
+        e = self.max_encoded()
+        residual = k * e * e + self.max_encoded(2)
+        return max(terms * e * residual,
+                   terms * (k + 1) * e * residual + (k + 1) * self.max_encoded(3))
+
+    def max_poisson_result(self, max_terms: int, holders: int = 1) -> int:
+        """Largest result of a Poisson run (``docs/poisson.md``) with K = `holders`.
+
+        The product of the K + 1 encoded factors exp(u_Ak) and the label
+        holder's w' e exp(u_B), each at most E, carries scale
+        ``2**((K + 1) frac_bits)``; with ``w' y`` at that scale (at most
+        ``PK1 = max_encoded(K + 1)``) subtracted, ``|r_i| <= E^(K+1) + PK1 =:
+        R``. A gradient entry is at most ``m E R``; the loss ``sum r_i + sum w'
+        y - sum_k sum_i u_Ak,i w'_i y_i - sum w' y eta_B`` plus K + 1 penalties
+        is at most ``m R + m K E PK + (K + 4) PK1``.
+        """
+        terms, k = _count(max_terms, "max_terms"), _count(holders, "holders")
+        e, top = self.max_encoded(), self.max_encoded(k + 1)
+        residual: int = e ** (k + 1) + top
+        return max(terms * e * residual,
+                   terms * residual + terms * k * e * self.max_encoded(k) + (k + 4) * top)
+
     def check_capacity(self, n: int, max_terms: int, *, holders: int = 1,
-                       party: str | None = None) -> None:
+                       party: str | None = None, scheme: str = "squared") -> None:
         """Check that every result the protocol can produce decodes exactly mod n.
 
         A result decodes exactly when its magnitude is at most ``n // 3``
@@ -225,6 +259,10 @@ class FixedPointCodec:
             the loss grows with (K + 1)^2.
         party : str, optional
             Party named in the error message.
+        scheme : {"squared", "weighted", "poisson"}
+            Which pass: the unweighted squared losses (:meth:`max_result`),
+            a weighted one (:meth:`max_weighted_result`) or Poisson
+            regression's product chain (:meth:`max_poisson_result`).
 
         Raises
         ------
@@ -232,13 +270,19 @@ class FixedPointCodec:
             If the key is too small for this encoding, row count and number
             of feature holders.
         """
-        needed = self.max_result(max_terms, holders)
+        bound = {"squared": self.max_result, "weighted": self.max_weighted_result,
+                 "poisson": self.max_poisson_result}.get(scheme)
+        if bound is None:
+            raise ValueError(f"unknown scheme {scheme!r}")
+        needed = bound(max_terms, holders)
         available = n // 3
         if needed > available:
             raise EncodingOverflowError(
                 f"a {n.bit_length()}-bit key cannot hold sums of {max_terms} products at "
                 f"{self.frac_bits} fractional and {self.value_bits} integer bits with "
-                f"{holders} feature holder(s) (results up to {needed.bit_length()} bits, "
+                f"{holders} feature holder(s)"
+                + ("" if scheme == "squared" else f" in a {scheme} run")
+                + f" (results up to {needed.bit_length()} bits, "
                 f"n/3 has {available.bit_length()}); use a larger key, smaller batches or "
                 "fewer value bits",
                 party=party,

@@ -41,6 +41,7 @@ EXPECTED = {
     "timeout": (ALL, None),
     "connect_timeout": ({"toml"}, None),
     "insecure_transport": ({"toml"}, None),
+    "executor": (ALL, "compute"),
     "training": (ALL, None),
 }
 
@@ -58,6 +59,7 @@ OTHER: dict[str, tuple[Any, dict[str, Any]]] = {
     "timeout": (12.5, {}),
     "connect_timeout": (7.5, {}),
     "insecure_transport": (True, {}),
+    "executor": ("dask://10.0.0.5:8786", {}),
     "model": ("logistic", {}),
     "epochs": (3, {}),
     "learning_rate": (0.05, {}),

@@ -21,6 +21,8 @@ __all__ = [
     "CertificateFileError",
     "ChannelTimeoutError",
     "CheckpointError",
+    "ClusterError",
+    "ClusterUnreachableError",
     "ConfigError",
     "ConfigFileError",
     "ConfigMismatchError",
@@ -302,3 +304,16 @@ class ConfigFileError(ConfigError):
 class CheckpointError(VFLError, ValueError):
     """A checkpoint is unreadable, damaged, or belongs to another run, configuration or data."""
 
+
+# --- a party's compute cluster (Dask or Ray) -----------------------------------
+
+
+class ClusterError(VFLError, ConnectionError):
+    """A party's compute cluster (the ``executor`` setting) stopped working mid-run:
+    its scheduler went away, no worker was left, or a task failed on every worker
+    it was retried on. No result of the failed step is used."""
+
+
+class ClusterUnreachableError(ClusterError):
+    """A party's compute cluster cannot be reached at its address, or has no workers,
+    within the connection timeout; nothing was computed."""

@@ -18,9 +18,9 @@ must for binning. The horizontal options are the ``[horizontal]`` table
 (BinningConfig's).
 
 The run settings (key size and engine, alignment, timeouts, TLS opt-out, the
-``[training]`` table) are :class:`~vfl.runtime.config.RunConfig`'s fields:
-their keys, tables, old names and defaults come from its field metadata, not
-from this module.
+``[compute]`` table's executor, the ``[training]`` table) are
+:class:`~vfl.runtime.config.RunConfig`'s fields: their keys, tables, old names
+and defaults come from its field metadata, not from this module.
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ class PartyConfig:
         start). Also readable one by one: ``key_bits``, ``insecure_key``,
         ``backend``, ``alignment``, ``timeout``, ``connect_timeout``,
         ``insecure`` (the TLS opt-out's old name), ``insecure_transport``,
+        ``executor`` (``[compute]``: where this party's heavy work runs),
         ``training``.
     output : Path
         Folder the party's result is written to.
@@ -242,6 +243,10 @@ class PartyConfig:
     @property
     def alignment(self) -> str:
         return self.run.alignment
+
+    @property
+    def executor(self) -> str:
+        return self.run.executor
 
     @property
     def timeout(self) -> float:
@@ -358,6 +363,11 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     written: dict[str, str] = {}
     defaults = RunConfig()
     _take_run_settings(top, None, settings, written)
+    # [compute]: where this party's heavy work runs (any role; its own choice).
+    compute = top.table_of("compute", required=False)
+    if compute is not None:
+        _take_run_settings(compute, "compute", settings, written)
+        compute.finish()
     if "connect_timeout" not in settings:
         # Unless given, retrying an unreachable peer never outlasts `timeout`
         # (GrpcEndpoint's own rule).

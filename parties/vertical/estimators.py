@@ -27,6 +27,7 @@ from parties.vertical.data_party import DataParty
 from parties.vertical.feature_holder import FeatureHolder
 from parties.vertical.federation import Federation
 from parties.vertical.label_holder import LabelHolder
+from vfl.cluster import compute_on
 from vfl.runtime.config import RunConfig, run_settings
 from vfl.training import TrainingConfig
 
@@ -100,9 +101,10 @@ class _VerticalEstimator(ConfigEstimator):
         coordinator = coordinators[0] if coordinators else Coordinator(
             key_bits=run.key_bits, insecure_key=run.insecure_key, backend=run.backend,
             insecure_plaintext=run.insecure_plaintext)
-        self.federation_ = Federation(coordinator, labels[0], holders, config=run.training,
-                                      alignment=run.alignment, timeout=run.timeout,
-                                      progress=self.progress).fit()
+        with compute_on(run.executor):  # executor=: the heavy work on a cluster, if named
+            self.federation_ = Federation(coordinator, labels[0], holders, config=run.training,
+                                          alignment=run.alignment, timeout=run.timeout,
+                                          progress=self.progress).fit()
         return self
 
     def _fitted(self) -> Federation:

@@ -61,6 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="ecdh: Diffie-Hellman PSI, nothing but the intersection and set "
                         "sizes is revealed; hash: keyed hashing, faster, but either side can "
                         "test guessed IDs offline (default: %(default)s)")
+    add_run_option(parser, "executor")
     parser.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="N",
                         help="IDs per message and per worker task, ecdh only "
                              f"(default: {DEFAULT_CHUNK_SIZE})")
@@ -81,6 +82,7 @@ def output_names(party_b: str, party_a: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfl.cluster import compute_on
     from vfl.data import read_party_csv
     from vfl.runtime.alignment import align_frames
 
@@ -94,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
 
     frames = {party: read_party_csv(path, party=party, id_column=args.id_column, as_text=True)
               for party, path in inputs.items()}
-    aligned = align_frames(frames[LABEL_HOLDER], {p: frames[p] for p in parties[1:]},
-                           id_column=args.id_column, method=args.method,
-                           chunk_size=args.chunk_size, progress=args.progress,
-                           sources=inputs, label_holder_name=LABEL_HOLDER)
+    with compute_on(args.executor):
+        aligned = align_frames(frames[LABEL_HOLDER], {p: frames[p] for p in parties[1:]},
+                               id_column=args.id_column, method=args.method,
+                               chunk_size=args.chunk_size, progress=args.progress,
+                               sources=inputs, label_holder_name=LABEL_HOLDER)
     size = len(aligned[LABEL_HOLDER])
     write_outputs(args.out, {names[p]: _csv_writer(aligned[p]) for p in parties},
                   inputs, force=args.force)

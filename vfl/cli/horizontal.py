@@ -92,6 +92,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     keys = parser.add_argument_group("encryption")
     for setting in ("key_bits", "insecure_key", "backend"):
         add_run_option(keys, setting)
+    add_run_option(parser, "executor")
     parser.add_argument("--audit-log", metavar="LOG", default=None,
                         help="append a record of this run (each round's participants "
                              "included), signed by every party, to this hash-chained log "
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from parties.horizontal import FederatedAveraging, HorizontalClient
     from parties.horizontal.config import HorizontalConfig
     from vfl.cli.common import dumps
+    from vfl.cluster import compute_on
     from vfl.errors import ConfigError
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
@@ -141,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         + f"; {args.key_bits}-bit key, {args.backend} engine")
     model = FederatedAveraging(**config.to_dict(), key_bits=args.key_bits,
                                insecure_key=args.insecure_key, backend=args.backend)
-    model.fit(clients)
+    with compute_on(args.executor):
+        model.fit(clients)
     report = _report(model, clients, args)
     files = {REPORT_FILE: dumps(report), MODEL_FILE: dumps(_model_file(model))}
 

@@ -68,6 +68,10 @@ The configuration file (TOML; relative paths are relative to it):
   insecure_key = false           # true: allow keys below 2048 bits (tests only)
   backend = "fast"
 
+  [compute]                      # optional, any role: where this party's heavy work runs
+  executor = "local"             # or "dask://HOST:PORT", "ray://HOST:PORT", "ray:auto"
+                                 # (its own cluster; decryption stays here; docs/cluster.md)
+
   [audit]                        # optional; at every party or at none
   log = "audit.jsonl"            # this party's own copy of the signed audit log
   key = "keys/A1.key"            # its signing key, from 'vfl audit keygen --party A1'
@@ -122,6 +126,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfl.cluster import compute_on
     from vfl.party_config import load_party_config
 
     config = load_party_config(args.config)
@@ -134,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     # peers are told at once instead of waiting for their timeout.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        run_party(config, quiet=args.quiet, force=args.force)
+        with compute_on(config.executor):  # [compute]: this party's own cluster, if any
+            run_party(config, quiet=args.quiet, force=args.force)
     finally:
         root.removeHandler(handler)
     return 0

@@ -114,6 +114,7 @@ def _add_woe_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from parties.audit import check_audit_log, load_party_keys, record_run
+    from vfl.cluster import compute_on
     from vfl.errors import ConfigError, TrainingDivergedError
 
     run_config = run_config_from_args(args)
@@ -142,12 +143,13 @@ def run(args: argparse.Namespace) -> int:
     keys = load_party_keys(args.audit_keys, names) if args.audit_keys else None
     if keys is not None:
         check_audit_log(args.audit_log, keys)
-    federation.fit()
-    say(f"aligned rows: {federation.aligned_rows_}")
-    contribution = None
-    if args.contribution:
-        say(f"measuring contributions ({args.contribution}) ...")
-        contribution = federation.contributions(args.contribution)
+    with compute_on(run_config.executor):  # the heavy work on a cluster, if one is named
+        federation.fit()
+        say(f"aligned rows: {federation.aligned_rows_}")
+        contribution = None
+        if args.contribution:
+            say(f"measuring contributions ({args.contribution}) ...")
+            contribution = federation.contributions(args.contribution)
     scored = _scored_rows(federation)
     report = _report(federation, run_config, scored)
     r2 = report["metrics"].get("r2")

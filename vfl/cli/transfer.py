@@ -17,6 +17,7 @@ OUTPUTS = ("report.json", "predictions_B.csv", "model_A.json", "model_B.json")
 def register(commands: argparse._SubParsersAction) -> None:
     from parties.transfer.config import MODES, TransferConfig
     from parties.transfer.network import ACTIVATIONS
+    from vfl.cli.options import add_run_option
     from vfl.crypto import available_backends
     from vfl.psi import ALIGNMENT_METHODS, DEFAULT_ALIGNMENT
 
@@ -71,6 +72,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="Paillier engine")
     parser.add_argument("--alignment", default=DEFAULT_ALIGNMENT,
                         choices=sorted(ALIGNMENT_METHODS), help="private alignment method")
+    add_run_option(parser, "executor")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of both parties' secret initial networks (default: fresh "
                              "randomness)")
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from parties.audit import check_audit_log, load_party_keys, record_transfer
     from parties.transfer import TransferConfig, TransferSource, TransferTarget, run_transfer
     from parties.transfer.network import parse_hidden
+    from vfl.cluster import compute_on
     from vfl.errors import ConfigError
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
@@ -126,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                                  else ""))
     if not args.quiet:
         source.on_epoch = lambda epoch, loss: say(f"epoch {epoch}: loss {loss:.6g}")
-    network = run_transfer(source, target, config, alignment=args.alignment)
+    with compute_on(args.executor):
+        network = run_transfer(source, target, config, alignment=args.alignment)
     session = network.session
     predictions = target.predict_proba()
     report = _report(source, target, config, predictions)

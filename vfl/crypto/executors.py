@@ -16,6 +16,15 @@ deadlock the child; a fork server is a clean single-threaded parent.
 Foreground work is counted (:func:`foreground`) so that background
 precomputation (the obfuscator pool) only occupies the workers while no
 party is waiting for a result.
+
+A run may send the heavy public work of this process elsewhere, a Dask or
+Ray cluster (:mod:`vfl.cluster`): :func:`use_executor` installs that
+executor for the length of the run, and :func:`compute_executor`, which
+engines and alignments without an executor of their own ask at every call,
+returns it. Decryption never follows it: a decryptor without an executor
+uses the local pool (:func:`default_executor`), and refuses an executor
+that is remote (:func:`is_remote`), so the private key stays in the
+party's own processes.
 """
 
 from __future__ import annotations
@@ -31,15 +40,20 @@ from typing import Any, TypeVar, overload
 
 from vfl.crypto.worker_processes import kernel_context
 from vfl.crypto.workers import watch_owner
+from vfl.errors import ConfigError
 
 __all__ = [
+    "compute_executor",
     "cpu_count",
     "default_executor",
     "executor_workers",
     "foreground",
+    "is_remote",
+    "on_each_worker",
     "run_chunks",
     "shutdown_default_executor",
     "split",
+    "use_executor",
     "wait_until_idle",
 ]
 
@@ -51,6 +65,11 @@ _default_workers = 0
 
 _busy = 0
 _busy_cond = threading.Condition()
+
+# The executor a run installed for this process's heavy public work (None: the
+# local pool), and how many runs are using it.
+_active: Executor | None = None
+_active_users = 0
 
 
 def cpu_count() -> int:
@@ -97,14 +116,86 @@ def shutdown_default_executor(wait: bool = True) -> None:
         pool.shutdown(wait=wait, cancel_futures=True)
 
 
+def compute_executor() -> Executor:
+    """Where heavy public work runs now: the executor of :func:`use_executor`, or the local pool.
+
+    Engines and alignments given no executor of their own call this at
+    every operation, so an engine made during a cluster run goes back to
+    the local pool once that run has ended.
+    """
+    active = _active
+    return active if active is not None else default_executor()
+
+
+@contextmanager
+def use_executor(executor: Executor) -> Iterator[Executor]:
+    """Send this process's heavy public work to `executor` inside the block.
+
+    Process-wide: the parties of an in-process simulation are threads of one
+    process and all use it. Several blocks may install the same executor
+    (they nest); a second, different one while the first is in use is
+    refused.
+
+    Raises
+    ------
+    ConfigError
+        If another executor is already installed.
+    """
+    global _active, _active_users
+    with _lock:
+        if _active is not None and _active is not executor:
+            raise ConfigError(f"this process already sends its heavy work to {_active!r}: "
+                              "one executor at a time; finish that run first")
+        _active = executor
+        _active_users += 1
+    try:
+        yield executor
+    finally:
+        with _lock:
+            _active_users -= 1
+            if _active_users == 0:
+                _active = None
+
+
+def is_remote(executor: Executor | None) -> bool:
+    """Whether `executor` runs tasks outside this party's own processes (a cluster).
+
+    An executor says so with a true ``remote`` attribute, as those of
+    :mod:`vfl.cluster` do.
+    """
+    return bool(getattr(executor, "remote", False))
+
+
 def executor_workers(executor: Executor | None) -> int:
-    """How many tasks `executor` runs at once (best guess), 1 for inline."""
+    """How many tasks `executor` runs at once (best guess), 1 for inline.
+
+    An executor with a ``worker_count()`` method (a cluster's, whose size
+    may change) is asked each time.
+    """
     if executor is None:
         return 1
     if executor is _default:
         return _default_workers
+    count = getattr(executor, "worker_count", None)
+    if callable(count):
+        return max(1, int(count()))
     workers = getattr(executor, "_max_workers", None)
     return workers if isinstance(workers, int) and workers > 0 else cpu_count()
+
+
+def on_each_worker(executor: Executor, fn: Callable[..., T], *args: Any) -> list[Future[T]]:
+    """Start ``fn(*args)`` once on each worker of `executor`, if it can aim at workers.
+
+    An executor with a ``submit_to_each`` method (a Dask cluster's) places
+    one task on every worker; any other gets one task per worker and its
+    own scheduler places them (concurrent tasks land on distinct workers of
+    a process pool or of Ray).
+    """
+    each = getattr(executor, "submit_to_each", None)
+    if callable(each):
+        futures: list[Future[T]] = each(fn, *args)
+        return futures
+    return [executor.submit(fn, *args) for _ in range(executor_workers(executor))]
 
 
 @overload

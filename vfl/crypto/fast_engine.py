@@ -23,8 +23,9 @@ and what this engine does about it:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from typing import Any, TypeVar
 
 import gmpy2
@@ -65,10 +66,12 @@ class FastEngine(PaillierEngine):
         publishes it with the key); it must equal the value every party
         derives from n (:func:`~vfl.crypto.djn.derive_h_s`).
     executor : concurrent.futures.Executor, optional
-        Where heavy kernels run. Default: the process pool shared by all
-        engines of this process, one worker per core. Pass any executor
-        (e.g. a cluster's) to replace it; the engine never shuts down an
-        executor it did not create.
+        Where heavy kernels run. Default: the executor of the run in
+        progress (:func:`~vfl.crypto.executors.compute_executor`: a cluster
+        installed by :func:`vfl.cluster.compute_on`, else the process pool
+        shared by all engines of this process, one worker per core), asked
+        at every operation. Pass any executor to fix it; the engine never
+        shuts down an executor it did not create.
     pool_capacity : int
         Initial size of the background obfuscator pool (it grows with
         demand); it starts filling at the first encryption or
@@ -102,20 +105,29 @@ class FastEngine(PaillierEngine):
         if window is None:
             window = choose_window(self.r_bits, self._n2.bit_length())
         self.spec: workers.DjnSpec = (int(self.n), self.h_s, self.r_bits, window)
-        if parallel and executor is None:
-            executor = executors.default_executor()
-        self._executor = executor if parallel else None
-        self._workers = executors.executor_workers(self._executor)
-        self.pool = ObfuscatorPool(self.spec, self._executor, capacity=pool_capacity)
+        self._parallel = parallel
+        self._given = executor
+        self.pool = ObfuscatorPool(self.spec, (lambda: self._executor) if parallel else None,
+                                   capacity=pool_capacity)
         self._closed = False
-        if self._executor is not None and pool_capacity:
+        current = self._executor
+        if current is not None and pool_capacity:
             # Build the fixed-base table in every worker now, in the background
             # (seconds at 2048 bits), not in the middle of the first round.
-            for _ in range(self._workers):
-                try:
-                    self._executor.submit(workers.obfuscator_chunk, self.spec, 1)
-                except RuntimeError:  # pragma: no cover - executor shut down
-                    break
+            with contextlib.suppress(RuntimeError):  # an executor already shut down
+                executors.on_each_worker(current, workers.obfuscator_chunk, self.spec, 1)
+
+    @property
+    def _executor(self) -> Executor | None:
+        """Where heavy kernels run now: the given executor, else the run's
+        (:func:`~vfl.crypto.executors.compute_executor`); None inline."""
+        if not self._parallel:
+            return None
+        return self._given if self._given is not None else executors.compute_executor()
+
+    @property
+    def _workers(self) -> int:
+        return executors.executor_workers(self._executor)
 
     @classmethod
     def public_params_for(cls, private_key: phe.PaillierPrivateKey) -> dict[str, int]:
@@ -174,13 +186,15 @@ class FastEngine(PaillierEngine):
         finer than one chunk per worker: a worker slowed by another
         process then holds up at most a small piece.
         """
-        if self._executor is None:
+        executor = self._executor
+        if executor is None:
             return fn(self.spec, items)
+        workers_ = executors.executor_workers(executor)
         # A multiple of the worker count, so that no worker gets an extra piece.
-        per_worker = min(4, max(1, len(items) // (self._workers * _CHUNK_OBFUSCATORS)))
-        parts = self._workers * per_worker
+        per_worker = min(4, max(1, len(items) // (workers_ * _CHUNK_OBFUSCATORS)))
+        parts = workers_ * per_worker
         out: list[int] = []
-        for part in executors.run_chunks(self._executor, fn, executors.split(items, parts),
+        for part in executors.run_chunks(executor, fn, executors.split(items, parts),
                                          self.spec):
             out.extend(part)
         return out
@@ -188,10 +202,11 @@ class FastEngine(PaillierEngine):
     def _map(self, fn: Callable[..., list[int]], items: Sequence[Any], per_task_min: int,
              *args: Any) -> list[int]:
         """Concatenated results of `fn(*args, chunk)` over chunks of `items`."""
-        if self._executor is None or len(items) < per_task_min:
+        executor = self._executor
+        if executor is None or len(items) < per_task_min:
             return fn(*args, items) if items else []
         out: list[int] = []
-        for part in executors.run_chunks(self._executor, fn, self._chunks(items, per_task_min),
+        for part in executors.run_chunks(executor, fn, self._chunks(items, per_task_min),
                                          *args):
             out.extend(part)
         return out
@@ -301,9 +316,10 @@ class FastEngine(PaillierEngine):
     def sum(self, a: EncryptedVector) -> EncryptedVector:
         self._check_key(a)
         cts = a.ciphertexts
-        if self._executor is None or len(cts) < _INLINE_MULTIPLICATIONS:
+        executor = self._executor
+        if executor is None or len(cts) < _INLINE_MULTIPLICATIONS:
             return self._vector([workers.product_chunk(self.n_square, cts)])
-        partials = executors.run_chunks(self._executor, workers.product_chunk,
+        partials = executors.run_chunks(executor, workers.product_chunk,
                                         self._chunks(cts, _INLINE_MULTIPLICATIONS),
                                         self.n_square)
         return self._vector([workers.product_chunk(self.n_square, partials)])
@@ -317,28 +333,30 @@ class FastEngine(PaillierEngine):
             raise ValueError("matrix rows must all have the same, non-zero length")
         cts = a.ciphertexts
         n = int(self.n)
-        if self._executor is None or len(rows) * d < 64:
+        executor = self._executor
+        if executor is None or len(rows) * d < 64:
             return self._vector(workers.matvec_chunk(n, (cts, rows)))
-        m, parts = len(rows), self._workers
+        m, parts = len(rows), executors.executor_workers(executor)
         half = n // 2
         bits = max(abs(k if -half <= k <= half else signed_residue(k, n)).bit_length()
                    for r in rows for k in r)
         # Share the work out by columns (every task sees all rows: bigger
         # multi-exponentiations, cheaper per product, but each task inverts
         # all the bases) or by rows (partial products multiplied here),
-        # whichever leaves the least work per task.
+        # whichever leaves the least work per task. Over a network, by rows
+        # only: by columns sends every ciphertext to every worker.
         by_rows = multiexp.matvec_cost(-(-m // parts), d, bits)
         by_cols = multiexp.matvec_cost(m, -(-d // parts), bits)
-        if d >= 2 and by_cols <= by_rows:
+        if d >= 2 and by_cols <= by_rows and not executors.is_remote(executor):
             groups = executors.split(range(d), min(parts, d))
             blocks = [(cts, [[r[j] for j in g] for r in rows]) for g in groups]
             out = []
-            for part in executors.run_chunks(self._executor, workers.matvec_chunk, blocks, n):
+            for part in executors.run_chunks(executor, workers.matvec_chunk, blocks, n):
                 out.extend(part)
             return self._vector(out)
         bounds = executors.split(range(m), parts)
         blocks = [(cts[r.start:r.stop], rows[r.start:r.stop]) for r in bounds]
-        partials = executors.run_chunks(self._executor, workers.matvec_chunk, blocks, n)
+        partials = executors.run_chunks(executor, workers.matvec_chunk, blocks, n)
         n2 = self._n2
         out = []
         for j in range(d):
@@ -373,7 +391,11 @@ class FastDecryptor(PaillierDecryptor):
     def __init__(self, private_key: phe.PaillierPrivateKey,
                  executor: Executor | None = None, *, parallel: bool = True) -> None:
         super().__init__(private_key, executor)
+        if parallel and executors.is_remote(executor):
+            raise ValueError("the private key stays in the key holder's own processes: "
+                             "decrypt on the local pool (executor=None), not on a cluster")
         if parallel and executor is None:
+            # The local pool even during a cluster run: never compute_executor().
             executor = executors.default_executor()
         self._executor = executor if parallel else None
         self._workers = executors.executor_workers(self._executor)
@@ -388,14 +410,30 @@ class FastDecryptor(PaillierDecryptor):
         if self._executor is None or len(cts) < 2:
             return workers.decrypt_chunk(self._spec, cts) if cts else []
         chunks = executors.split(cts, self._workers)
-        parts = executors.run_chunks(self._executor, workers.decrypt_chunk_cached, chunks,
-                                     self._fingerprint)
-        missing = [i for i, part in enumerate(parts) if part is None]
-        # Those workers had not got the key yet: each keeps it from now on.
-        redone = iter(executors.run_chunks(self._executor, workers.install_and_decrypt,
-                                           [chunks[i] for i in missing],
-                                           (self._fingerprint, self._spec)))
+        with executors.foreground():
+            pending = {self._executor.submit(workers.decrypt_chunk_cached, self._fingerprint,
+                                             chunk): i for i, chunk in enumerate(chunks)}
+            parts: list[list[int] | None] = [None] * len(chunks)
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        i = pending.pop(future)
+                        part = future.result()
+                        if part is None:
+                            # That worker had not got the key yet: it keeps it from now
+                            # on. Resent at once, so the other chunks run meanwhile
+                            # (waiting for all first would serialise the redone ones).
+                            pending[self._executor.submit(
+                                workers.install_and_decrypt,
+                                (self._fingerprint, self._spec), chunks[i])] = i
+                        else:
+                            parts[i] = part
+            finally:
+                for future in pending:
+                    future.cancel()
         out: list[int] = []
         for part in parts:
-            out.extend(next(redone) if part is None else part)
+            assert part is not None
+            out.extend(part)
         return out

@@ -16,12 +16,19 @@ so that a party that encrypts m values per round finds m ready next round.
 
 Each obfuscator is handed out once and forgotten (reusing one would link
 two ciphertexts).
+
+On a cluster (:mod:`vfl.cluster`) the refill works the same way, with
+bigger batches (a task's round trip costs milliseconds there, not tens of
+microseconds) and at most one task per worker in flight, so it never queues
+more than one batch per worker ahead of a party's own work; the
+obfuscators come back to this process (about 512 bytes each at 2048 bits).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 import gmpy2
@@ -29,6 +36,10 @@ import gmpy2
 from vfl.crypto import executors, workers
 
 __all__ = ["ObfuscatorPool"]
+
+#: Smallest batch per background task on a remote executor: a task's round trip
+#: there (~1-10 ms) would otherwise cost as much as its 16 obfuscators.
+_REMOTE_BATCH = 64
 
 
 class ObfuscatorPool:
@@ -38,9 +49,11 @@ class ObfuscatorPool:
     ----------
     spec : tuple
         :data:`vfl.crypto.workers.DjnSpec` of the key.
-    executor : concurrent.futures.Executor or None
-        Where to compute; None computes nothing in the background (the pool
-        then only holds what :meth:`fill` put there).
+    executor : concurrent.futures.Executor, callable or None
+        Where to compute, or a function returning it at each batch (the
+        engine's: the executor of the run in progress); None computes
+        nothing in the background (the pool then only holds what
+        :meth:`fill` put there).
     capacity : int
         Initial target size; 0 disables background refilling. Refilling
         starts at the first :meth:`take`.
@@ -52,7 +65,8 @@ class ObfuscatorPool:
         waits at most one batch.
     """
 
-    def __init__(self, spec: workers.DjnSpec, executor: Executor | None, *,
+    def __init__(self, spec: workers.DjnSpec,
+                 executor: Executor | Callable[[], Executor | None] | None, *,
                  capacity: int = 256, max_capacity: int = 1 << 16, batch: int = 16) -> None:
         self.spec = spec
         self.executor = executor
@@ -68,6 +82,13 @@ class ObfuscatorPool:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def _current(self) -> Executor | None:
+        """The executor to use now."""
+        executor = self.executor
+        if executor is None or isinstance(executor, Executor):
+            return executor
+        return executor()
 
     def _start(self) -> None:
         if self._thread is None and not self._closed and self.executor is not None:
@@ -111,9 +132,10 @@ class ObfuscatorPool:
         missing = count - len(self._items)
         if missing <= 0:
             return
-        parts = executors.executor_workers(self.executor) * 4
+        executor = self._current()
+        parts = executors.executor_workers(executor) * 4
         sizes = [len(c) for c in executors.split(range(missing), parts)]
-        results = executors.run_chunks(self.executor, workers.obfuscator_chunk, sizes, self.spec)
+        results = executors.run_chunks(executor, workers.obfuscator_chunk, sizes, self.spec)
         with self._cond:
             for chunk in results:
                 self._items.extend(gmpy2.mpz(o) for o in chunk)
@@ -132,10 +154,6 @@ class ObfuscatorPool:
             thread.join(timeout=5)
 
     def _run(self) -> None:
-        executor = self.executor
-        if executor is None:  # _start runs no thread without an executor
-            return
-        parallel = executors.executor_workers(executor)
         while True:
             with self._cond:
                 self._cond.wait_for(
@@ -147,13 +165,20 @@ class ObfuscatorPool:
             while not executors.wait_until_idle(timeout=0.5):
                 if self._closed:
                     return
-            tasks = min(parallel, -(-missing // self.batch))
+            executor = self._current()
+            if executor is None:
+                return
+            batch = max(self.batch, _REMOTE_BATCH) if executors.is_remote(executor) \
+                else self.batch
+            tasks = min(executors.executor_workers(executor), -(-missing // batch))
             try:
-                futures = [executor.submit(workers.obfuscator_chunk, self.spec, self.batch)
+                futures = [executor.submit(workers.obfuscator_chunk, self.spec, batch)
                            for _ in range(tasks)]
                 results = [f.result() for f in futures]
             except Exception:  # noqa: BLE001 - executor shut down (interpreter exit, close)
-                return
+                if self._current() is executor:
+                    return
+                continue  # the run's cluster has ended: go on with the local pool
             with self._cond:
                 if self._closed:
                     return

@@ -39,10 +39,12 @@ __all__ = [
     "add_chunk",
     "decrypt_chunk",
     "decrypt_chunk_cached",
+    "drop_caches",
     "encrypt_chunk",
     "has_private_key",
     "has_table",
     "install_and_decrypt",
+    "kernel_version",
     "key_fingerprint",
     "matvec_chunk",
     "mul_chunk",
@@ -236,6 +238,37 @@ def install_and_decrypt(keyed: tuple[str, CrtSpec], ciphertexts: Sequence[int]) 
         while len(_private_keys) > _MAX_PRIVATE_KEYS:
             _private_keys.popitem(last=False)
     return decrypt_chunk(spec, ciphertexts)
+
+
+def drop_caches(hold: float = 0.0) -> int:
+    """Forget every fixed-base table and private key this process holds; how many.
+
+    A cluster's worker processes outlive a run: the run ends by calling
+    this on each of them, so a table (hundreds of MB) does not stay behind.
+    `hold` keeps the worker busy that many seconds first, so that as many
+    concurrent calls as there are workers land on distinct workers of a
+    scheduler that cannot aim at one (Ray's).
+    """
+    if hold > 0:
+        time.sleep(hold)
+    with _tables_lock:
+        dropped = len(_tables)
+        _tables.clear()
+    with _private_keys_lock:
+        dropped += len(_private_keys)
+        _private_keys.clear()
+    return dropped
+
+
+def kernel_version() -> str:
+    """The version of these kernels: a cluster's workers must run the party's own.
+
+    A worker with another release could compute something else under the
+    same name; the party checks this before sending any work.
+    """
+    from vfl import __version__
+
+    return __version__
 
 
 def watch_owner(owner: int, interval: float = 1.0) -> None:

@@ -79,10 +79,11 @@ sender, the message and the point.
 
 Scale: the work is four X25519 multiplications per pair of IDs (two on each
 side), about 37 microseconds each. IDs are hashed and multiplied in chunks
-on an executor (the process pool of :func:`vfl.executors.default_executor`
-unless another is given), with a bounded number of chunks in flight, and
-sent as a stream of messages, so memory stays proportional to the set sizes
-times 16 bytes, plus the caller's IDs.
+on an executor (the run's, :func:`vfl.crypto.executors.compute_executor`:
+a party's cluster or the local process pool, unless another is given),
+with a bounded number of chunks in flight, and sent as a stream of
+messages, so memory stays proportional to the set sizes times 16 bytes,
+plus the caller's IDs.
 """
 
 from __future__ import annotations
@@ -96,8 +97,7 @@ from typing import ClassVar, ParamSpec, TypeVar
 
 import numpy as np
 
-from vfl.crypto.executors import cpu_count as worker_count
-from vfl.crypto.executors import default_executor
+from vfl.crypto.executors import compute_executor, executor_workers, foreground
 from vfl.errors import (
     ConfigMismatchError,
     DuplicateIDError,
@@ -222,8 +222,11 @@ class EcdhAlignment(AlignmentMethod):
     Parameters
     ----------
     executor : concurrent.futures.Executor, optional
-        Where chunks are hashed and multiplied. Default: the shared process
-        pool of :func:`vfl.executors.default_executor`.
+        Where chunks are hashed and multiplied. Default: the run's executor
+        (:func:`vfl.crypto.executors.compute_executor`): the party's cluster
+        during a run with one (:func:`vfl.cluster.compute_on`; its workers
+        then see the IDs and this party's secret scalar of the run), else
+        the shared local process pool.
     chunk_size : int
         IDs per message and per task.
     progress : bool
@@ -260,8 +263,8 @@ class EcdhAlignment(AlignmentMethod):
             executor: Executor = _InlineExecutor()
             workers = 1
         else:
-            executor = self.executor if self.executor is not None else default_executor()
-            workers = _workers_of(executor)
+            executor = self.executor if self.executor is not None else compute_executor()
+            workers = executor_workers(executor)
         progress = Progress(f"party {me}: ecdh alignment with {peer}", len(ids) + hello.count,
                             unit="points", enabled=self.progress)
         # IDs go out in a secret random order: in row order, the positions of
@@ -269,8 +272,11 @@ class EcdhAlignment(AlignmentMethod):
         # (by date, by label...).
         order = _secret_permutation(len(ids))
         try:
-            own_tags, peer_tags = _exchange(ids, order, scalar, hello, endpoint, peer,
-                                            executor, self.chunk_size, workers, progress)
+            # Foreground work: a background obfuscator refill on the same
+            # workers (an engine warming up for training) waits for the end.
+            with foreground():
+                own_tags, peer_tags = _exchange(ids, order, scalar, hello, endpoint, peer,
+                                                executor, self.chunk_size, workers, progress)
         finally:
             progress.close()
         sent = intersect_tags(own_tags, peer_tags, peer=peer, party=me)
@@ -424,8 +430,3 @@ def _check_hello(hello: EcdhHello, peer: str, party: str) -> None:
         raise MalformedMessageError(f"{peer} sent an invalid EcdhHello (count {hello.count!r}, "
                                     f"chunk size {hello.chunk_size!r})", party=party)
 
-
-def _workers_of(executor: Executor) -> int:
-    """Parallelism of `executor`, to size how much work is queued ahead."""
-    # ProcessPoolExecutor and ThreadPoolExecutor keep it in _max_workers.
-    return max(1, int(getattr(executor, "_max_workers", 0) or worker_count()))

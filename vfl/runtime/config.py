@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any
 
+from vfl.cluster.setting import LOCAL, executor_problem
 from vfl.crypto import (
     DEFAULT_BACKEND,
     DEFAULT_KEY_BITS,
@@ -134,6 +135,12 @@ class RunConfig:
         The TLS opt-out: networked parties talk without TLS, unencrypted and
         unauthenticated (a trusted test machine only). It does not touch the
         key size.
+    executor : str
+        Where this party's heavy public work runs (encryption, ciphertext
+        arithmetic, alignment hashing): ``"local"`` (its own process pool),
+        ``"dask://HOST:PORT"``, ``"ray://HOST:PORT"`` or ``"ray:auto"``, a
+        cluster inside the party's trust boundary (:mod:`vfl.cluster`,
+        ``docs/cluster.md``). Decryption stays local. Each party's own choice.
     training : TrainingConfig
         The training options, identical at every party.
 
@@ -166,6 +173,11 @@ class RunConfig:
     insecure_transport: bool = field(default=False, metadata=_meta(
         "no TLS at all: messages travel unencrypted and unauthenticated (a trusted test "
         "machine only); does not allow small keys", "toml", aliases=("insecure",)))
+    executor: str = field(default=LOCAL, metadata=_meta(
+        "where this party's heavy work (encryption, X^T[[d]], alignment hashing) runs: local "
+        "(its own process pool), or a cluster it operates: dask://HOST:PORT, ray://HOST:PORT, "
+        "ray:auto (see docs/cluster.md); decryption stays local", "cli toml estimator",
+        table="compute", metavar="local|dask://HOST:PORT|ray://HOST:PORT|ray:auto"))
     training: TrainingConfig = field(default_factory=TrainingConfig, metadata=_meta(
         "the training options, identical at every party", "cli toml estimator"))
 
@@ -228,6 +240,8 @@ def setting_problem(name: str, value: object, *, insecure_key: bool = False) -> 
         if not isinstance(value, str) or (allowed is not None and value not in allowed):
             return (f"must be one of {', '.join(allowed)}, got {value!r}" if allowed
                     else f"must be a string, got {value!r}")
+    if name == "executor":
+        return executor_problem(value)
     if name == "key_bits":
         assert isinstance(value, int)
         try:

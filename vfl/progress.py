@@ -14,7 +14,11 @@ __all__ = ["EpochProgress"]
 
 
 class EpochProgress:
-    """Shows ``epoch e/E [#####.....] b/B`` and one line per finished epoch."""
+    """Shows ``epoch e/E [#####.....] b/B`` and one line per finished epoch.
+
+    An epoch's time runs from its start (:meth:`start`); what came before the
+    first epoch (connecting, the key, the alignment) is one line of its own.
+    """
 
     def __init__(self, epochs: int, stream: TextIO | None = None, width: int = 24) -> None:
         self.epochs = epochs
@@ -23,6 +27,15 @@ class EpochProgress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._started = time.perf_counter()
         self._epoch_started = self._started
+
+    def start(self, epoch: int) -> None:
+        """Epoch `epoch` starts now (the first start also reports the preparation)."""
+        now = time.perf_counter()
+        if epoch == 1 and self._epoch_started == self._started:
+            self.stream.write(f"  ready to train after {now - self._started:.1f} s "
+                              "(peers, key, alignment)\n")
+            self.stream.flush()
+        self._epoch_started = now
 
     def batch(self, epoch: int, done: int, total: int) -> None:
         """Batch `done` of `total` in `epoch` has finished."""

@@ -278,6 +278,16 @@ class DataParty(Role[S]):
         self._rows = PreparedRows(aligned, scaler, x, encoded, train, validation)
         return self._rows
 
+    def _announce_work(self, config: TrainingConfig, train: int, validation: int) -> None:
+        """Tell the engine the run's size as soon as the key is here: it sizes its
+        table for the whole run and starts the first batch's encryptions of zero
+        while the parties align, so that the first epoch costs what the others do."""
+        batch = train if config.batch_size is None else min(config.batch_size, train)
+        # Per epoch each party encrypts or re-randomises about two values per row
+        # (its scores or residual, and the products it sends back masked).
+        self.engine.plan(2 * config.epochs * (train + validation))
+        self.engine.expect(2 * batch)
+
     # --- L-BFGS (docs/lbfgs.md), the same at A and B ----------------------------------------
 
     def _lbfgs_iteration(self, endpoint: Endpoint, epoch: int) -> None:
@@ -432,6 +442,10 @@ class DataParty(Role[S]):
 
     def _receive_codec(self, endpoint: Endpoint, coordinator: str) -> None:
         self._codec = self.receive_key(endpoint, coordinator)
+        # Its own rows bound the aligned ones: the engine can prepare now, while
+        # the parties align, instead of in the first epoch.
+        rows = len(self.table)
+        self._announce_work(self._config, rows, 0)
 
 
 def check_seed(seed: object, *, party: str) -> None:

@@ -114,6 +114,14 @@ class PaillierEngine(ABC):
     def close(self) -> None:  # noqa: B027 - optional: most engines hold nothing to release
         """Release background resources (pools, threads); idempotent."""
 
+    def plan(self, powers: int) -> None:  # noqa: B027 - a hint engines may ignore
+        """Hint: the run will make about `powers` more encryptions and re-randomisations
+        (an engine with precomputed tables sizes them for it)."""
+
+    def expect(self, count: int) -> None:  # noqa: B027 - a hint engines may ignore
+        """Hint: about `count` encryptions / re-randomisations per round are coming
+        (an engine that precomputes them starts now)."""
+
     # --- encryption ------------------------------------------------------
 
     @abstractmethod

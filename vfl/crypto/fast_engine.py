@@ -5,9 +5,12 @@ decrypts with ``phe``'s private key and the reverse. Where the time goes,
 and what this engine does about it:
 
 * **Encryption** is DJN style (:mod:`vfl.crypto.djn`): ``(1 + m n) h_s^r``
-  with r of n_bits/2 bits, ``h_s^r`` taken from a fixed-base table
-  (:mod:`vfl.crypto.fixed_base`), 79 multiplications mod n^2 at 2048
-  bits instead of ~2400 for ``phe``'s ``r^n``.
+  with r of n_bits/2 bits, ``h_s^r`` taken from a fixed-base table of
+  h_s: one per key in this process, in shared memory read by every worker,
+  its window sized to the work the run does and grown if the run proves
+  longer (:mod:`vfl.crypto.key_tables`), e.g. 113 multiplications mod n^2
+  at 2048 bits for a short run, 78 for a long one, instead of ~2400 for
+  ``phe``'s ``r^n``.
 * **Obfuscator pool** (:mod:`vfl.crypto.obfuscator_pool`): encryptions of
   zero precomputed in the background while the party waits; when the pool
   is warm an encryption or re-randomisation costs one multiplication.
@@ -32,11 +35,10 @@ import gmpy2
 import phe
 from gmpy2 import mpz
 
-from vfl.crypto import executors, multiexp, workers
+from vfl.crypto import executors, key_tables, multiexp, workers
 from vfl.crypto.ciphertext import EncryptedVector
 from vfl.crypto.djn import check_h_s, djn_public_params, randomness_bits
 from vfl.crypto.engine import PaillierDecryptor, PaillierEngine, validate_ciphertexts
-from vfl.crypto.fixed_base import choose_window
 from vfl.crypto.multiexp import signed_residue
 from vfl.crypto.obfuscator_pool import ObfuscatorPool
 
@@ -77,10 +79,12 @@ class FastEngine(PaillierEngine):
         demand); it starts filling at the first encryption or
         re-randomisation. 0 disables background precomputation.
     window : int, optional
-        Window width of the fixed-base table of h_s; default
-        :func:`~vfl.crypto.fixed_base.choose_window`: the widest whose table
-        fits in the per-process memory budget (13 bits, ~360 MB, at
-        2048-bit keys; the table lives in the worker processes only).
+        Fix the window of the fixed-base table of h_s, each worker building
+        its own (tests, benchmarks). Default: sized to the work
+        (:mod:`vfl.crypto.key_tables`): on this machine's worker pool one
+        table per key in shared memory, from a few MB for a short run up to
+        ~360 MB (13 bits at 2048-bit keys) for a long one; on a cluster one
+        per worker, sized the same way.
     parallel : bool
         False runs everything inline in the calling thread (no processes).
 
@@ -102,20 +106,59 @@ class FastEngine(PaillierEngine):
         self._n = mpz(self.n)
         self._n2 = mpz(self.n_square)
         self.r_bits = randomness_bits(self.n)
-        if window is None:
-            window = choose_window(self.r_bits, self._n2.bit_length())
-        self.spec: workers.DjnSpec = (int(self.n), self.h_s, self.r_bits, window)
+        self._window = window
         self._parallel = parallel
         self._given = executor
-        self.pool = ObfuscatorPool(self.spec, (lambda: self._executor) if parallel else None,
+        # The key's table in this process, shared with every other engine of the key.
+        self._table = key_tables.acquire(int(self.n), self.h_s, self.r_bits) \
+            if window is None else None
+        self.pool = ObfuscatorPool(self._source, (lambda: self._executor) if parallel else None,
                                    capacity=pool_capacity)
         self._closed = False
         current = self._executor
         if current is not None and pool_capacity:
-            # Build the fixed-base table in every worker now, in the background
-            # (seconds at 2048 bits), not in the middle of the first round.
+            # Start the table now, in the background (while the party aligns),
+            # not in the middle of the first round.
             with contextlib.suppress(RuntimeError):  # an executor already shut down
-                executors.on_each_worker(current, workers.obfuscator_chunk, self.spec, 1)
+                if self._table is not None and not executors.is_remote(current):
+                    self._table.prepare(current)
+                else:
+                    executors.on_each_worker(current, workers.obfuscator_chunk,
+                                             self._spec_for(current), 1)
+
+    @property
+    def spec(self) -> workers.DjnSpec:
+        """The key and the window of a table a worker builds for itself (a cluster's
+        worker, or this process when the engine runs inline)."""
+        return self._spec_for(self._executor)
+
+    def _spec_for(self, executor: Executor | None) -> workers.DjnSpec:
+        window = self._window
+        if window is None:
+            assert self._table is not None
+            window = self._table.worker_window(executor)
+        return (int(self.n), self.h_s, self.r_bits, window)
+
+    def _source(self, executor: Executor | None) -> workers.ObfuscatorSource:
+        """Where `executor`'s workers take powers from: the shared table on this
+        machine's pool, a table of their own elsewhere (or with a fixed window)."""
+        if self._table is None or executor is None or executors.is_remote(executor):
+            return self._spec_for(executor)
+        return self._table.source(executor)
+
+    def plan(self, powers: int) -> None:
+        """Hint: the run will make about `powers` more encryptions and re-randomisations.
+
+        Sizes the fixed-base table for them now (a larger one is built in
+        the background if it pays off); without the hint the table grows
+        as the work shows itself.
+        """
+        if self._table is not None:
+            self._table.plan(powers, self._executor)
+
+    def _served(self, count: int) -> None:
+        if self._table is not None and count:
+            self._table.served(count, self._executor)
 
     @property
     def _executor(self) -> Executor | None:
@@ -142,10 +185,13 @@ class FastEngine(PaillierEngine):
         check_h_s(public_params, public_key, sender=sender, party=party)
 
     def close(self) -> None:
-        """Stop the background pool. The shared process pool stays for other engines."""
+        """Stop the background pool and let go of the key's table (the last engine of
+        the key unlinks it). The shared process pool stays for other engines."""
         if not self._closed:
             self._closed = True
             self.pool.close()
+            if self._table is not None:
+                key_tables.release(self._table)
 
     def __enter__(self) -> FastEngine:
         return self
@@ -175,12 +221,16 @@ class FastEngine(PaillierEngine):
         a handful of encryptions (a party's one-value loss term) is cheaper
         as plain exponentiations here than as tasks queued behind others.
         """
-        return (self._executor is not None and count < _INLINE_EXPONENTIATIONS
-                and not workers.has_table(self.spec))
+        executor = self._executor
+        if executor is None or count >= _INLINE_EXPONENTIATIONS:
+            return False
+        if self._table is not None and not executors.is_remote(executor):
+            return not self._table.has_table
+        return not workers.has_table(self._spec_for(executor))
 
-    def _map_balanced(self, fn: Callable[[workers.DjnSpec, Sequence[int]], list[int]],
+    def _map_balanced(self, fn: Callable[[workers.ObfuscatorSource, Sequence[int]], list[int]],
                       items: Sequence[int]) -> list[int]:
-        """`fn(spec, chunk)` over `items`: inline, or in several chunks per worker.
+        """`fn(source, chunk)` over `items`: inline, or in several chunks per worker.
 
         Obfuscator work splits into equal pieces at no cost, so it is cut
         finer than one chunk per worker: a worker slowed by another
@@ -188,14 +238,14 @@ class FastEngine(PaillierEngine):
         """
         executor = self._executor
         if executor is None:
-            return fn(self.spec, items)
+            return fn(self._spec_for(None), items)
         workers_ = executors.executor_workers(executor)
         # A multiple of the worker count, so that no worker gets an extra piece.
         per_worker = min(4, max(1, len(items) // (workers_ * _CHUNK_OBFUSCATORS)))
         parts = workers_ * per_worker
         out: list[int] = []
         for part in executors.run_chunks(executor, fn, executors.split(items, parts),
-                                         self.spec):
+                                         self._source(executor)):
             out.extend(part)
         return out
 
@@ -239,6 +289,7 @@ class FastEngine(PaillierEngine):
 
     def encrypt(self, plaintexts: Sequence[int]) -> EncryptedVector:
         ms = [int(p) for p in plaintexts]
+        self._served(len(ms))
         obfs = self.pool.take(len(ms))
         cold = ms[len(obfs):]
         n, n2 = self._n, self._n2
@@ -255,6 +306,7 @@ class FastEngine(PaillierEngine):
     def rerandomize(self, vector: EncryptedVector) -> EncryptedVector:
         self._check_key(vector)
         cts = vector.ciphertexts
+        self._served(len(cts))
         obfs = self.pool.take(len(cts))
         n2 = self._n2
         out = [int(o * c % n2) for c, o in zip(cts, obfs)]

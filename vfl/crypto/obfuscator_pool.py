@@ -47,8 +47,11 @@ class ObfuscatorPool:
 
     Parameters
     ----------
-    spec : tuple
-        :data:`vfl.crypto.workers.DjnSpec` of the key.
+    source : ObfuscatorSource or callable
+        Where the workers take the powers from
+        (:data:`vfl.crypto.workers.ObfuscatorSource`), or a function giving it
+        for an executor at each batch (the engine's: the table in use may
+        grow during a run).
     executor : concurrent.futures.Executor, callable or None
         Where to compute, or a function returning it at each batch (the
         engine's: the executor of the run in progress); None computes
@@ -65,10 +68,11 @@ class ObfuscatorPool:
         waits at most one batch.
     """
 
-    def __init__(self, spec: workers.DjnSpec,
+    def __init__(self, source: workers.ObfuscatorSource
+                 | Callable[[Executor | None], workers.ObfuscatorSource],
                  executor: Executor | Callable[[], Executor | None] | None, *,
                  capacity: int = 256, max_capacity: int = 1 << 16, batch: int = 16) -> None:
-        self.spec = spec
+        self.source = source
         self.executor = executor
         self.capacity = max(0, min(capacity, max_capacity))
         self.max_capacity = max_capacity
@@ -82,6 +86,9 @@ class ObfuscatorPool:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def _source_for(self, executor: Executor | None) -> workers.ObfuscatorSource:
+        return self.source(executor) if callable(self.source) else self.source
 
     def _current(self) -> Executor | None:
         """The executor to use now."""
@@ -135,7 +142,8 @@ class ObfuscatorPool:
         executor = self._current()
         parts = executors.executor_workers(executor) * 4
         sizes = [len(c) for c in executors.split(range(missing), parts)]
-        results = executors.run_chunks(executor, workers.obfuscator_chunk, sizes, self.spec)
+        results = executors.run_chunks(executor, workers.obfuscator_chunk, sizes,
+                                       self._source_for(executor))
         with self._cond:
             for chunk in results:
                 self._items.extend(gmpy2.mpz(o) for o in chunk)
@@ -172,7 +180,8 @@ class ObfuscatorPool:
                 else self.batch
             tasks = min(executors.executor_workers(executor), -(-missing // batch))
             try:
-                futures = [executor.submit(workers.obfuscator_chunk, self.spec, batch)
+                source = self._source_for(executor)
+                futures = [executor.submit(workers.obfuscator_chunk, source, batch)
                            for _ in range(tasks)]
                 results = [f.result() for f in futures]
             except Exception:  # noqa: BLE001 - executor shut down (interpreter exit, close)

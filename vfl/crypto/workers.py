@@ -30,12 +30,15 @@ from collections.abc import Sequence
 import gmpy2
 from gmpy2 import mpz
 
+from vfl.crypto import shared_table
 from vfl.crypto.fixed_base import FixedBaseTable
 from vfl.crypto.multiexp import matvec_columns, signed_residue
+from vfl.crypto.shared_table import SharedSource
 
 __all__ = [
     "CrtSpec",
     "DjnSpec",
+    "ObfuscatorSource",
     "add_chunk",
     "decrypt_chunk",
     "decrypt_chunk_cached",
@@ -56,8 +59,13 @@ __all__ = [
     "watch_owner",
 ]
 
-#: (n, h_s, randomness bits, window): everything a worker needs to encrypt.
+#: (n, h_s, randomness bits, window): everything a worker needs to encrypt with a
+#: fixed-base table of its own (built once per process).
 DjnSpec = tuple[int, int, int, int]
+
+#: Where a worker takes its obfuscators from: a table of its own (DjnSpec), or the
+#: party's one table in shared memory (:class:`~vfl.crypto.shared_table.SharedSource`).
+ObfuscatorSource = DjnSpec | SharedSource
 
 #: (p, q, hp, hq): the private CRT values a worker needs to decrypt.
 CrtSpec = tuple[int, int, int, int]
@@ -84,8 +92,14 @@ def obfuscator_table(spec: DjnSpec) -> FixedBaseTable:
         return table
 
 
-def _obfuscators(spec: DjnSpec, count: int) -> list[gmpy2.mpz]:
-    return obfuscator_table(spec).random_pows(count)
+def _obfuscators(source: ObfuscatorSource, count: int) -> list[gmpy2.mpz]:
+    if isinstance(source, SharedSource):
+        return shared_table.random_pows(source.layout, count)
+    return obfuscator_table(source).random_pows(count)
+
+
+def _modulus(source: ObfuscatorSource) -> int:
+    return source.n if isinstance(source, SharedSource) else source[0]
 
 
 def obfuscators_without_table(spec: DjnSpec, count: int) -> list[gmpy2.mpz]:
@@ -105,25 +119,25 @@ def has_table(spec: DjnSpec) -> bool:
     return spec in _tables
 
 
-def obfuscator_chunk(spec: DjnSpec, count: int) -> list[int]:
+def obfuscator_chunk(source: ObfuscatorSource, count: int) -> list[int]:
     """`count` fresh encryptions of zero, ``h_s^r mod n^2``."""
-    return [int(o) for o in _obfuscators(spec, count)]
+    return [int(o) for o in _obfuscators(source, count)]
 
 
-def encrypt_chunk(spec: DjnSpec, plaintexts: Sequence[int]) -> list[int]:
+def encrypt_chunk(source: ObfuscatorSource, plaintexts: Sequence[int]) -> list[int]:
     """DJN encryptions ``(1 + m n) h_s^r mod n^2`` of the plaintexts."""
-    n = mpz(spec[0])
+    n = mpz(_modulus(source))
     n2 = n * n
-    obfs = _obfuscators(spec, len(plaintexts))
+    obfs = _obfuscators(source, len(plaintexts))
     # (1 + m n) o = o + n (m o mod n)  (mod n^2): no full-size product needed.
     return [int((o + n * (m * o % n)) % n2) for m, o in zip(map(int, plaintexts), obfs)]
 
 
-def rerandomize_chunk(spec: DjnSpec, ciphertexts: Sequence[int]) -> list[int]:
+def rerandomize_chunk(source: ObfuscatorSource, ciphertexts: Sequence[int]) -> list[int]:
     """Each ciphertext times a fresh encryption of zero."""
-    n = mpz(spec[0])
+    n = mpz(_modulus(source))
     n2 = n * n
-    obfs = _obfuscators(spec, len(ciphertexts))
+    obfs = _obfuscators(source, len(ciphertexts))
     return [int(c * o % n2) for c, o in zip(ciphertexts, obfs)]
 
 
@@ -254,6 +268,7 @@ def drop_caches(hold: float = 0.0) -> int:
     with _tables_lock:
         dropped = len(_tables)
         _tables.clear()
+    dropped += shared_table.detach_all()
     with _private_keys_lock:
         dropped += len(_private_keys)
         _private_keys.clear()

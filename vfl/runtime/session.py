@@ -81,6 +81,8 @@ class Session(Generic[S]):
 
     def _run_epoch(self, epoch: int) -> None:
         role, endpoint = self.role, self.endpoint
+        if self.progress is not None:
+            self.progress.start(epoch)
         batches = role.start_epoch(endpoint, epoch)
         for number in range(1, batches + 1):
             role.batch_step(endpoint, epoch, number)

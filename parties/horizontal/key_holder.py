@@ -18,6 +18,7 @@ from parties.horizontal.state import KeyHolderState
 from vfl.crypto import (
     DEFAULT_BACKEND,
     DEFAULT_KEY_BITS,
+    FixedPointCodec,
     check_key_bits,
     generate_keypair,
     get_backend,
@@ -92,8 +93,11 @@ class KeyHolder(Role[KeyHolderState]):
         engine_class, decryptor_class = get_backend(self.backend)
         self._engine = engine_class(public_key, engine_class.public_params_for(private_key))
         self._decryptor = decryptor_class(private_key)
+        # The message's fixed-point fields are the vertical protocol's encoding;
+        # horizontal parties pack with the run's own precision (the plan's config).
+        codec = FixedPointCodec()
         message = PublicKeyMessage(public_key.n, self.backend, dict(self._engine.public_params),
-                                   self.config.frac_bits, self.config.value_bits)
+                                   codec.frac_bits, codec.value_bits)
         for name in (self.server, *self.clients):
             endpoint.send(name, message)
 

@@ -146,3 +146,17 @@ def test_mlp_model_file_predicts_what_the_report_says(tmp_path) -> None:
     accuracy = np.mean(predicted == frame["y"].to_numpy())
     assert accuracy == pytest.approx(report["metrics"]["accuracy"])
     assert accuracy > 0.6
+
+
+def test_a_coarser_precision_gives_the_same_model_to_its_resolution(tmp_path) -> None:
+    paths = _files(tmp_path)
+    options = ("--model", "logistic", "--algorithm", "fedsgd", "--rounds", "4",
+               "--learning-rate", "0.5")
+    assert vfl.cli.main(_args(paths, tmp_path / "fine", *options)) == 0
+    # SecAgg+'s precision in the benchmark: 22 fractional bits (not a multiple of 4).
+    assert vfl.cli.main(_args(paths, tmp_path / "coarse", *options, "--frac-bits", "22",
+                              "--value-bits", "10")) == 0
+    fine = json.loads((tmp_path / "fine" / "report.json").read_text())
+    coarse = json.loads((tmp_path / "coarse" / "report.json").read_text())
+    np.testing.assert_allclose(coarse["weights"], fine["weights"], rtol=0, atol=1e-4)
+    assert coarse["weights"] != fine["weights"]  # the precision did change

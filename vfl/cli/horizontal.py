@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "model": "linear", "algorithm": "fedavg", "rounds": 10, "local_epochs": 1,
     "batch_size": None, "learning_rate": 0.1, "mu": 0.01, "server_optimizer": "sgd",
     "server_learning_rate": 1.0, "fraction": 1.0, "min_clients": 2, "seed": 0,
-    "standardize": True, "hidden_units": 16,
+    "standardize": True, "hidden_units": 16, "frac_bits": 32, "value_bits": 32,
 }
 
 
@@ -66,6 +66,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                             "output over the label's classes")
     group.add_argument("--hidden-units", type=int, default=defaults.hidden_units,
                        help="the MLP's hidden units (--model mlp)")
+    group.add_argument("--frac-bits", type=int, default=defaults.frac_bits,
+                       help="fixed-point precision of a packed update value: multiples of "
+                            "2^-FRAC_BITS (fewer bits: more values per ciphertext, fewer bytes)")
+    group.add_argument("--value-bits", type=int, default=defaults.value_bits,
+                       help="integer bits of a packed value: each client's row-weighted update, "
+                            "loss and row count must stay below 2^VALUE_BITS (else the run "
+                            "stops before packing, naming the client)")
     group.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm)
     group.add_argument("--rounds", type=int, default=defaults.rounds)
     group.add_argument("--local-epochs", type=int, default=defaults.local_epochs,
@@ -134,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         server_optimizer=args.server_optimizer,
         server_learning_rate=args.server_learning_rate, fraction=args.fraction,
         min_clients=args.min_clients, seed=args.seed, standardize=args.standardize,
-        hidden_units=args.hidden_units)
+        hidden_units=args.hidden_units, frac_bits=args.frac_bits, value_bits=args.value_bits)
     clients = [HorizontalClient.from_csv(path, label_column=args.label_column, name=f"C{k}",
                                          drop_columns=args.drop_column)
                for k, path in enumerate(args.client, start=1)]

@@ -101,7 +101,7 @@ def test_penalty_values():
     ({"tol": -1e-3}, "tol"),
     ({"penalty": "elasticnet"}, "penalty"),
     ({"schedule": "cosine"}, "schedule"),
-    ({"model": "poisson"}, "model"),
+    ({"model": "probit"}, "model"),
     ({"nesterov": True}, "nesterov"),
     ({"alpha": 0.1}, "alpha"),
     ({"early_stopping": "validation"}, "validation_fraction"),

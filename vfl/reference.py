@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vfl.crypto.encoding import DATA_FRAC_BITS, FixedPointCodec
 from vfl.lbfgs import LbfgsBlock, LbfgsRule, LbfgsState, penalized_gradient
 from vfl.model import mean_prediction, sigmoid
 from vfl.optim import Optimizer, learning_rate_at, penalty_value
@@ -100,7 +101,8 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
                       blocks: Sequence[int] | None = None,
                       sample_weight: np.ndarray | None = None,
                       class_weight: str | None = None,
-                      exposure: np.ndarray | None = None) -> CentralizedResult:
+                      exposure: np.ndarray | None = None,
+                      data_frac_bits: int | None = DATA_FRAC_BITS) -> CentralizedResult:
     """Train on the joined data with the federation's rule.
 
     Parameters
@@ -129,6 +131,11 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
         training rows.
     exposure : numpy.ndarray, shape (n,), optional
         Poisson: each row's exposure; its log is the offset of the score.
+    data_frac_bits : int or None
+        The standardised features are rounded to multiples of
+        ``2**-data_frac_bits``, as the federation's parties round their data
+        (:meth:`vfl.crypto.FixedPointCodec.quantize_data`); the default is
+        the codec's. None trains on the unrounded features.
     """
     features = np.asarray(features, dtype=np.float64)
     y = training_labels(y, config, party="reference", source="the joined data",
@@ -140,6 +147,8 @@ def train_centralized(features: np.ndarray, y: np.ndarray, config: TrainingConfi
     else:
         mean, scale = np.zeros(dim), np.ones(dim)
     x = (features - mean) / scale
+    if data_frac_bits is not None:
+        x = FixedPointCodec(data_frac_bits=data_frac_bits).quantize_data(x)
     weights = None
     if sample_weight is not None or class_weight is not None:
         weights = (np.ones(n) if sample_weight is None

@@ -169,7 +169,8 @@ class Coordinator(Role[CoordinatorState]):
         self._engine = engine_class(public_key, engine_class.public_params_for(private_key))
         self._decryptor = decryptor_class(private_key)
         message = PublicKeyMessage(public_key.n, self.backend, dict(self._engine.public_params),
-                                   self.codec.frac_bits, self.codec.value_bits)
+                                   self.codec.frac_bits, self.codec.value_bits,
+                                   self.codec.data_frac_bits)
         for name in (self.label_holder, *self.feature_holders):
             endpoint.send(name, message)
 

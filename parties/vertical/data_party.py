@@ -267,9 +267,11 @@ class DataParty(Role[S]):
         self._scales.check_capacity(codec, self.engine.n, max(len(train), len(validation)),
                                     party=self.name)
         scaler = Standardizer.fit(aligned.take(train), config.standardize)
-        x = scaler.transform(aligned.features)
+        # Every party trains on the data rounded to the data's fixed-point grid, as the
+        # centralised reference does (vfl.crypto.encoding): scores and gradients alike.
+        x = codec.quantize_data(scaler.transform(aligned.features))
         try:
-            encoded = codec.encode_matrix(x, what="features", party=self.name)
+            encoded = codec.encode_data(x, what="features", party=self.name)
         except EncodingOverflowError as exc:
             # Standardised columns always fit; raw ones may not.
             raise EncodingOverflowError(f"{exc} (standardize is off: turn it on, or rescale "
@@ -407,14 +409,15 @@ class DataParty(Role[S]):
                          scale: float, sender: str) -> np.ndarray:
         """Decoded gradient sums from C's reply, divided by `scale` (k m).
 
-        The sums carry the pass's gradient scale (``PassScales.gradient``).
+        The sums carry the residual's scale (``PassScales.residual``) times
+        the data's, ``2**data_frac_bits``.
         """
         expect_length(reply.values, len(masks), sender=sender,
                       message="DecryptedMaskedGradient", what="values", party=self.name)
         codec, n = self._codec, self.engine.n
         summed = codec.decode(codec.to_signed(unmask(reply.values, masks, n), n,
                                               what="gradient", party=self.name),
-                              scale_power=self._scales.gradient)
+                              scale_power=self._scales.residual, data_factors=1)
         return summed / scale
 
     def _encode_scores(self, values: np.ndarray, what: str, epoch: int) -> list[int]:

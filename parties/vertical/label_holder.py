@@ -707,7 +707,8 @@ class LabelHolder(DataParty[LabelHolderState]):
         engine, d = self.engine, self.rows.n_features
         # sum d carries one factor 2^f, X^T d two: lift the sum to the
         # product scale so the whole vector decodes alike.
-        residual_sum = engine.mul_plain(engine.sum(residual), [1 << self._codec.frac_bits])
+        # At the gradients' scale: the residual's times the data's.
+        residual_sum = engine.mul_plain(engine.sum(residual), [1 << self._codec.data_frac_bits])
         gradient = EncryptedVector.concat(
             ([engine.matvec_t([self.rows.encoded[i] for i in rows], residual)] if d else [])
             + [residual_sum])

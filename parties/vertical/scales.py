@@ -2,15 +2,17 @@
 
 Every value a party encrypts carries the scale ``2**f`` (f fractional bits);
 each multiplication of a ciphertext by an encoded plaintext adds f to the
-exponent. Which multiplications a pass makes depends on the loss:
+exponent, except the data's (the features X), encoded at ``2**f_d``
+(``data_frac_bits``, :mod:`vfl.crypto.encoding`). Which multiplications a
+pass makes depends on the loss:
 
-======================  ==============  ===============  ============
-pass                    residual [[r]]  gradient X^T r   loss [[S]]
-======================  ==============  ===============  ============
-squared, unweighted     2^f             2^2f             2^2f
-squared, weighted       2^2f            2^3f             2^3f
-Poisson, K holders      2^(K+1)f        2^(K+2)f         2^(K+1)f
-======================  ==============  ===============  ============
+======================  ==============  =================  ============
+pass                    residual [[r]]  gradient X^T r     loss [[S]]
+======================  ==============  =================  ============
+squared, unweighted     2^f             2^(f+f_d)          2^2f
+squared, weighted       2^2f            2^(2f+f_d)         2^3f
+Poisson, K holders      2^(K+1)f        2^((K+1)f+f_d)     2^(K+1)f
+======================  ==============  =================  ============
 
 Squared losses are linear regression and the logistic Taylor loss. In the
 weighted pass B multiplies [[sum_k u_Ak]] by its weights; in the Poisson
@@ -67,11 +69,6 @@ class PassScales:
         if self.poisson:
             return self.holders + 1
         return 2 if self.weighted else 1
-
-    @property
-    def gradient(self) -> int:
-        """X^T [[r]]: one more factor (the encoded features)."""
-        return self.residual + 1
 
     @property
     def loss(self) -> int:

@@ -26,13 +26,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import gmpy2
 from gmpy2 import mpz
 
-from vfl.crypto import shared_table
+from vfl.crypto import column_groups, shared_table
 from vfl.crypto.fixed_base import FixedBaseTable
-from vfl.crypto.multiexp import matvec_columns, signed_residue
+from vfl.crypto.multiexp import signed_residue
 from vfl.crypto.shared_table import SharedSource
 
 __all__ = [
@@ -174,11 +175,12 @@ def mul_chunk(n: int, pairs: Sequence[tuple[int, int]]) -> list[int]:
     return out
 
 
-def matvec_chunk(n: int, block: tuple[Sequence[int], Sequence[Sequence[int]]]) -> list[int]:
-    """Partial ``[[X^T a]]`` over a block of rows: ``(ciphertexts, rows)``."""
-    ciphertexts, rows = block
-    n = mpz(n)
-    return matvec_columns(ciphertexts, rows, n, n * n)
+def matvec_chunk(n: int, block: tuple[Any, ...]) -> list[int]:
+    """Partial ``[[X^T a]]`` over a block ``(ciphertexts, rows[, method])`` (rows as
+    lists or an int64 array), by :func:`vfl.crypto.column_groups.matvec`."""
+    ciphertexts, rows = block[0], block[1]
+    method = block[2] if len(block) > 2 else "auto"
+    return column_groups.matvec(ciphertexts, rows, n, method=method)
 
 
 def decrypt_chunk(spec: CrtSpec, ciphertexts: Sequence[int]) -> list[int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from vfl.crypto.ciphertext import EncryptedVector
+from vfl.crypto.encoding import DATA_FRAC_BITS
 from vfl.protocol.wire import wire_message
 
 __all__ = [
@@ -43,7 +44,7 @@ class PublicKeyMessage:
         Engine the parties must use, so that `params` mean the same to all.
     params : dict
         Engine's public parameters (e.g. ``h_s`` for DJN-style encryption).
-    frac_bits, value_bits : int
+    frac_bits, value_bits, data_frac_bits : int
         Fixed-point encoding (see :class:`~vfl.crypto.FixedPointCodec`).
     """
 
@@ -52,6 +53,7 @@ class PublicKeyMessage:
     params: dict[str, int] = field(default_factory=dict)
     frac_bits: int = 40
     value_bits: int = 64
+    data_frac_bits: int = DATA_FRAC_BITS
 
 
 def ciphertext_fields(message: object) -> list[tuple[str, EncryptedVector]]:

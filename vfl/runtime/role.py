@@ -172,4 +172,4 @@ class Role(ABC, Generic[S]):
         engine_class.check_public_params(public_key, message.params, sender=sender,
                                          party=self.name)
         self._engine = engine_class(public_key, message.params)
-        return FixedPointCodec(message.frac_bits, message.value_bits)
+        return FixedPointCodec(message.frac_bits, message.value_bits, message.data_frac_bits)

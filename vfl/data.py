@@ -24,7 +24,7 @@ from vfl.errors import (
 )
 from vfl.psi.ids import normalize_ids
 
-__all__ = ["PartyTable", "Standardizer", "read_party_csv"]
+__all__ = ["PartyTable", "Standardizer", "checked_header", "read_party_csv"]
 
 # pandas' default NA strings, applied to every column but the ID column (an ID
 # such as "NA" or "null" is text, not a missing value).
@@ -126,31 +126,11 @@ class PartyTable:
         MissingColumnError, LabelInFeatureHolderError, InvalidFeatureError,
         InvalidLabelError, InvalidIDError, DuplicateIDError
         """
-        if not isinstance(frame, pd.DataFrame):
-            raise TypeError(f"party {party}: data must be a pandas DataFrame, "
-                            f"got {type(frame).__name__}")
+        frame, ids = checked_header(frame, party=party, id_column=id_column,
+                                    label_column=label_column,
+                                    is_label_holder=is_label_holder, source=source)
         where = source or "the DataFrame"
-        columns = [str(c) for c in frame.columns]
-        _refuse_duplicate_columns(columns, where, party)
-        frame = frame.set_axis(columns, axis=1)
-        if id_column not in columns:
-            raise MissingColumnError(
-                f"{where} has no ID column {id_column!r} (columns: {', '.join(columns)})",
-                party=party)
-        if is_label_holder:
-            if label_column is None:
-                raise ValueError(f"party {party}: the label holder needs label_column")
-            if label_column not in columns:
-                raise MissingColumnError(
-                    f"{where} has no label column {label_column!r} (columns: "
-                    f"{', '.join(columns)}); pass the right --label-column", party=party)
-        elif label_column is not None and label_column in columns:
-            raise LabelInFeatureHolderError(
-                f"{where} contains the label column {label_column!r}; only the label holder "
-                "may hold the label: remove that column from the feature holder's data",
-                party=party)
-        ids = normalize_ids(frame[id_column].tolist(), party=party, column=id_column,
-                            source=source)
+        columns = list(frame.columns)
         if feature_columns is None:
             feature_columns = [c for c in columns if c not in (id_column, label_column)]
         else:
@@ -183,6 +163,47 @@ class PartyTable:
         return PartyTable(self.party, [self.ids[i] for i in positions],
                           self.features[positions], self.feature_names,
                           None if self.label is None else self.label[positions], self.source)
+
+
+def checked_header(frame: pd.DataFrame, *, party: str, id_column: str,
+                   label_column: str | None, is_label_holder: bool,
+                   source: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The checks every party's table starts with; (frame with str column names, IDs).
+
+    A DataFrame, no column named twice, the ID column present; at the label
+    holder the label column present, at any other party absent; the IDs
+    normalised (:func:`vfl.psi.normalize_ids`: none missing, none twice).
+
+    Raises
+    ------
+    MissingColumnError, LabelInFeatureHolderError, InvalidIDError, DuplicateIDError
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"party {party}: data must be a pandas DataFrame, "
+                        f"got {type(frame).__name__}")
+    where = source or "the DataFrame"
+    columns = [str(c) for c in frame.columns]
+    _refuse_duplicate_columns(columns, where, party)
+    frame = frame.set_axis(columns, axis=1)
+    if id_column not in columns:
+        raise MissingColumnError(
+            f"{where} has no ID column {id_column!r} (columns: {', '.join(columns)}); pass "
+            "the right --id-column", party=party)
+    if is_label_holder:
+        if label_column is None:
+            raise ValueError(f"party {party}: the label holder needs label_column")
+        if label_column not in columns:
+            raise MissingColumnError(
+                f"{where} has no label column {label_column!r} (columns: "
+                f"{', '.join(columns)}); pass the right --label-column", party=party)
+    elif label_column is not None and label_column in columns:
+        raise LabelInFeatureHolderError(
+            f"{where} contains the label column {label_column!r}; only the label holder "
+            "may hold the label: remove that column from the feature holder's data",
+            party=party)
+    ids = normalize_ids(frame[id_column].tolist(), party=party, column=id_column,
+                        source=source)
+    return frame, ids
 
 
 def _refuse_duplicate_columns(columns: Sequence[str], where: str, party: str) -> None:

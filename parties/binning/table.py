@@ -12,14 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from vfl.data import read_party_csv
+from vfl.data import checked_header, read_party_csv
 from vfl.errors import (
     InvalidFeatureError,
     InvalidLabelError,
-    LabelInFeatureHolderError,
-    MissingColumnError,
 )
-from vfl.psi.ids import normalize_ids
 
 __all__ = ["BinningTable"]
 
@@ -59,27 +56,11 @@ class BinningTable:
         MissingColumnError, LabelInFeatureHolderError, InvalidFeatureError,
         InvalidLabelError, InvalidIDError, DuplicateIDError
         """
-        if not isinstance(frame, pd.DataFrame):
-            raise TypeError(f"party {party}: data must be a pandas DataFrame, "
-                            f"got {type(frame).__name__}")
+        frame, ids = checked_header(frame, party=party, id_column=id_column,
+                                    label_column=label_column,
+                                    is_label_holder=is_label_holder, source=source)
         where = source or "the DataFrame"
-        columns = [str(c) for c in frame.columns]
-        frame = frame.set_axis(columns, axis=1)
-        if id_column not in columns:
-            raise MissingColumnError(f"{where} has no ID column {id_column!r} (columns: "
-                                     f"{', '.join(columns)}); pass the right --id-column",
-                                     party=party)
-        if is_label_holder and (label_column is None or label_column not in columns):
-            raise MissingColumnError(f"{where} has no label column {label_column!r} (columns: "
-                                     f"{', '.join(columns)}); pass the right --label-column",
-                                     party=party)
-        if not is_label_holder and label_column is not None and label_column in columns:
-            raise LabelInFeatureHolderError(
-                f"{where} contains the label column {label_column!r}; only the label holder "
-                "may hold the label: remove that column from the feature holder's data",
-                party=party)
-        ids = normalize_ids(frame[id_column].tolist(), party=party, column=id_column,
-                            source=source)
+        columns = list(frame.columns)
         names = [c for c in columns if c not in (id_column, label_column)]
         if not names and not is_label_holder:
             raise InvalidFeatureError(f"{where} has no feature column besides the ID",

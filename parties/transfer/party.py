@@ -31,6 +31,7 @@ from parties.transfer.ops import (
 )
 from vfl.audit.fingerprint import table_fingerprint
 from vfl.crypto import FixedPointCodec, generate_keypair, get_backend
+from vfl.crypto.plain_engine import check_plaintext_consent
 from vfl.data import PartyTable, Standardizer, read_party_csv
 from vfl.errors import ConfigMismatchError, EmptyIntersectionError, ModelFileError
 from vfl.files import atomic_write_text
@@ -175,6 +176,10 @@ class TransferParty(Role[S]):
                 raise ConfigMismatchError(f"{self.peer} sent a {key.n.bit_length()}-bit key, the "
                                           f"run's settings ask for {config.key_bits} bits",
                                           party=self.name)
+            # A transfer party never opts into the plaintext engine (its own mode
+            # 'plain' is the explicit debugging path): refused as every role refuses it.
+            check_plaintext_consent(key.backend, False, party=self.name,
+                                    announced_by=self.peer)
             get_backend(key.backend)
             self._engine = make_engine(key.backend, phe.PaillierPublicKey(key.n), key.params,
                                        self.parallel)

@@ -425,3 +425,20 @@ def test_target_gradient_determines_no_per_row_term_above_the_floor(frames):
 
     assert determined(target.overlap_) == 0
     assert determined(target.overlap_[:2]) == 2 * 3
+
+
+def test_a_peer_announcing_the_plaintext_engine_is_refused(frames, monkeypatch):
+    from vfl.protocol import channel
+
+    original = channel._QueueEndpoint._transmit
+
+    def transmit(self, envelope):
+        body = envelope.body
+        if type(body).__name__ == "TransferOpen" and body.key is not None:
+            body = dataclasses.replace(body, key=dataclasses.replace(body.key, backend="plain"))
+        original(self, dataclasses.replace(envelope, body=body))
+
+    monkeypatch.setattr(channel._QueueEndpoint, "_transmit", transmit)
+    with pytest.raises(Exception, match="announced the plaintext engine") as caught:
+        fit(frames, mode="encrypted", epochs=1)
+    assert type(caught.value).__name__ == "InsecureBackendError"

@@ -8,10 +8,12 @@ squarings, against about ``1.2 * bits`` multiplications for a generic
 square-and-multiply. The table holds ``ceil(bits / w) * (2^w - 1)`` residues.
 
 The window is the one knob: each extra bit saves ``1 - w / (w + 1)`` of the
-multiplications (7 % at w = 13) and doubles the table, so it is sized to
-memory (:func:`table_budget`): at 2048-bit keys w = 13, 79 multiplications
-per power and ~360 MB per process; at 3072 bits w = 12, 128
-multiplications and ~430 MB.
+multiplications (7 % at w = 13) and doubles the table. The engine chooses
+it from the work a run will do (:mod:`vfl.crypto.table_plan`), within the
+memory bound :func:`table_budget`; :func:`choose_window` gives the widest
+window that bound allows (at 2048-bit keys w = 13, 79 multiplications per
+power and ~360 MB; at 3072 bits w = 12, 128 multiplications and ~430 MB),
+what the engine used for every run before tables were sized to the work.
 
 When the exponent is a fresh random number, as it is for an obfuscator, its
 digits are drawn directly (:meth:`FixedBaseTable.random_pows`): no big

@@ -46,6 +46,10 @@ from vfl.training import TrainingConfig, smallest_batch, validation_split
 
 __all__ = ["DataParty", "PreparedRows"]
 
+#: Most encryptions of zero a party makes before its first epoch (~5 MB at 2048
+#: bits): a larger run's first epoch draws the rest from the background refill.
+_WARM_POWERS = 8192
+
 S = TypeVar("S", bound=RoleState)
 D = TypeVar("D", bound="DataParty[Any]")
 
@@ -278,17 +282,31 @@ class DataParty(Role[S]):
                                         "the columns)", party=None) from None
         self.validation_rows_ = validation
         self._rows = PreparedRows(aligned, scaler, x, encoded, train, validation)
+        # The first epoch's encryptions of zero, made now (while the other parties
+        # prepare) rather than cold inside it: later epochs find theirs made
+        # during the previous epoch's waits, so the first then costs what they do.
+        self.engine.warm_up(self._first_epoch_powers(len(train) + len(validation)))
         return self._rows
+
+    def _first_epoch_powers(self, rows: int) -> int:
+        """The encryptions and re-randomisations this party makes in one epoch over
+        `rows` rows, about (per-row ones only), capped at what is worth holding
+        before the first epoch (~600 bytes each)."""
+        return min(self._powers_per_row * rows, _WARM_POWERS)
+
+    @property
+    def _powers_per_row(self) -> int:
+        """Encryptions or re-randomisations per row and epoch (A: its scores)."""
+        return 1
 
     def _announce_work(self, config: TrainingConfig, train: int, validation: int) -> None:
         """Tell the engine the run's size as soon as the key is here: it sizes its
         table for the whole run and starts the first batch's encryptions of zero
         while the parties align, so that the first epoch costs what the others do."""
-        batch = train if config.batch_size is None else min(config.batch_size, train)
         # Per epoch each party encrypts or re-randomises about two values per row
         # (its scores or residual, and the products it sends back masked).
         self.engine.plan(2 * config.epochs * (train + validation))
-        self.engine.expect(2 * batch)
+        self.engine.expect(self._first_epoch_powers(train + validation))
 
     # --- L-BFGS (docs/lbfgs.md), the same at A and B ----------------------------------------
 

@@ -367,6 +367,12 @@ class LabelHolder(DataParty[LabelHolderState]):
         return columns, {"weight_column": self.weight_column, "class_weight": self.class_weight,
                          "exposure_column": self.exposure_column}
 
+    @property
+    def _powers_per_row(self) -> int:
+        """The residual re-randomised for each feature holder, and with several of
+        them each one's cross-term request."""
+        return 2 * len(self.feature_holders) - 1
+
     def fresh_state(self) -> LabelHolderState:
         d = self.rows.n_features
         theta = self._initial_weights(d)

@@ -122,6 +122,11 @@ class PaillierEngine(ABC):
         """Hint: about `count` encryptions / re-randomisations per round are coming
         (an engine that precomputes them starts now)."""
 
+    def warm_up(self, count: int) -> None:  # noqa: B027 - a hint engines may ignore
+        """Have about `count` encryptions of zero ready now (blocking), for a party
+        about to encrypt or re-randomise that many (an engine that precomputes
+        them computes the missing ones on all its workers)."""
+
     # --- encryption ------------------------------------------------------
 
     @abstractmethod

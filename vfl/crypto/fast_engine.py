@@ -324,12 +324,13 @@ class FastEngine(PaillierEngine):
         return self._vector(out)
 
     def warm_up(self, count: int) -> None:
-        """Precompute `count` obfuscators now, on all workers (blocking).
+        """Precompute obfuscators now, on all workers, until the pool holds `count`
+        (blocking; those the background refill already made count).
 
         For a party that knows how many encryptions or re-randomisations it
         is about to do; the background refill does the same unasked.
         """
-        self.pool.fill(count)
+        self.pool.fill(min(count, self.pool.max_capacity))
 
     def expect(self, count: int) -> None:
         """Hint: about `count` encryptions / re-randomisations per round are coming.

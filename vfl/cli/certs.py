@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vfl.cli.common import DefaultsHelpFormatter
 from vfl.errors import CertificateFileError
 
 __all__ = ["register", "run"]
@@ -17,7 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "NAME.crt, NAME.key for each party (hand each party its own pair and "
                     "ca.crt). Private keys get mode 0600; existing files are never "
                     "overwritten. See docs/network.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     parser.add_argument("--parties", required=True, metavar="NAMES",
                         help="comma-separated party names, e.g. A1,B,C")

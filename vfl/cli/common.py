@@ -14,6 +14,7 @@ from vfl.errors import InputDataError
 from vfl.files import sync_folder
 
 __all__ = [
+    "DefaultsHelpFormatter",
     "add_data_options",
     "add_force_option",
     "check_outputs",
@@ -22,6 +23,21 @@ __all__ = [
     "party_inputs",
     "write_outputs",
 ]
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows an option's default where it has one worth reading.
+
+    argparse's formatter appends ``(default: ...)`` to every option, also to
+    required ones (``None``), to flags (``False``), to repeatable ones (``[]``)
+    and after a help text that already says its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, []) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def add_data_options(parser: argparse.ArgumentParser, *, label: bool) -> None:

@@ -12,7 +12,12 @@ import os
 import sys
 from typing import Any
 
-from vfl.cli.common import add_force_option, check_outputs, write_outputs
+from vfl.cli.common import (
+    DefaultsHelpFormatter,
+    add_force_option,
+    check_outputs,
+    write_outputs,
+)
 from vfl.cli.options import add_run_option, batch_size
 
 __all__ = ["ALGORITHMS", "DEFAULTS", "MODELS", "MODEL_FORMAT", "SERVER_OPTIMIZERS",
@@ -49,7 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "under a key holder's Paillier key; the server adds them, masks the sum, "
                     "and the key holder decrypts only the masked sum. Writes OUT/report.json "
                     "and OUT/model.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--client", action="append", required=True, metavar="CSV",
                         help="a client's CSV file (header row, numeric columns); repeat it "
                              "once per client (C1, C2, ... in the order given; at least two)")
@@ -73,20 +78,26 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="integer bits of a packed value: each client's row-weighted update, "
                             "loss and row count must stay below 2^VALUE_BITS (else the run "
                             "stops before packing, naming the client)")
-    group.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm)
-    group.add_argument("--rounds", type=int, default=defaults.rounds)
+    group.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm,
+                       help="fedsgd: one full-batch gradient step per round; fedavg: "
+                            "--local-epochs of local steps; fedprox: fedavg with a proximal "
+                            "term (--mu)")
+    group.add_argument("--rounds", type=int, default=defaults.rounds,
+                       help="rounds of global model, local training and encrypted sum")
     group.add_argument("--local-epochs", type=int, default=defaults.local_epochs,
                        help="local passes over a client's rows per round (E)")
     group.add_argument("--batch-size", type=batch_size, default=defaults.batch_size,
                        metavar="B|full", help="rows per local step (B), or 'full'")
-    group.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    group.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                       help="the clients' local step size")
     group.add_argument("--mu", type=float, default=defaults.mu,
                        help="FedProx's proximal weight (--algorithm fedprox)")
     group.add_argument("--server-optimizer", choices=SERVER_OPTIMIZERS,
                        default=defaults.server_optimizer,
                        help="sgd: plain averaging; adam: FedAdam")
     group.add_argument("--server-learning-rate", type=float,
-                       default=defaults.server_learning_rate)
+                       default=defaults.server_learning_rate,
+                       help="the server's step along the mean update (1 with sgd: FedAvg)")
     group.add_argument("--fraction", type=float, default=defaults.fraction,
                        help="share of the clients sampled each round")
     group.add_argument("--min-clients", type=int, default=defaults.min_clients,

@@ -7,6 +7,7 @@ import os
 import sys
 
 from vfl.cli.common import (
+    DefaultsHelpFormatter,
     add_data_options,
     add_force_option,
     check_outputs,
@@ -30,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "delivered to B (the feature holders send B their partial scores) or to "
                     "C (every party sends C masked shares; C learns the predictions, no "
                     "party's share and no ID).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     add_data_options(parser, label=False)
     parser.add_argument("--model", required=True, metavar="MODEL_DIR",
                         help="folder a 'vfl simulate' run wrote")

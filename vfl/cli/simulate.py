@@ -7,6 +7,7 @@ import os
 import sys
 
 from vfl.cli.common import (
+    DefaultsHelpFormatter,
     add_data_options,
     add_force_option,
     check_outputs,
@@ -33,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "regression with Paillier-encrypted messages between in-process parties "
                     "(one label holder B, one or more feature holders A1..Ak, a coordinator "
                     "C), and write OUT/report.json plus one model file per party.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     add_data_options(parser, label=True)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (created only when training succeeds)")

@@ -6,7 +6,12 @@ import argparse
 import os
 import sys
 
-from vfl.cli.common import add_force_option, check_outputs, write_outputs
+from vfl.cli.common import (
+    DefaultsHelpFormatter,
+    add_force_option,
+    check_outputs,
+    write_outputs,
+)
 
 __all__ = ["register", "run"]
 
@@ -28,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "overlap, their columns differ), train a small network at each party on "
                     "Paillier-encrypted terms (docs/transfer.md), and write OUT/report.json, "
                     "OUT/predictions_B.csv (every target row) and each party's model file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--source", required=True, metavar="CSV",
                         help="source A's CSV file (ID, label and A's feature columns)")
     parser.add_argument("--target", required=True, metavar="CSV",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,9 @@ class HorizontalClient:
         Where the table came from (a file name), for error messages.
     leave_at_round : int, optional
         Simulate a crash of this client in that round (see :class:`Client`).
+    miss_rounds : collection of int
+        Simulate a client away in these rounds, back in the later ones: when
+        sampled in one, its update arrives after the deadline (see :class:`Client`).
 
     Raises
     ------
@@ -66,13 +69,14 @@ class HorizontalClient:
     def __init__(self, frame: pd.DataFrame, *, label_column: str, name: str | None = None,
                  feature_columns: Sequence[str] | None = None,
                  drop_columns: Sequence[str] = (), source: str | None = None,
-                 leave_at_round: int | None = None) -> None:
+                 leave_at_round: int | None = None, miss_rounds: Collection[int] = ()) -> None:
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"data must be a pandas DataFrame, got {type(frame).__name__}")
         self.name = name
         self.source = source or "the DataFrame"
         self.label_column = label_column
         self.leave_at_round = leave_at_round
+        self.miss_rounds = frozenset(miss_rounds)
         columns = [str(c) for c in frame.columns]
         frame = frame.set_axis(columns, axis=1)
         who = name or "client"
@@ -162,7 +166,8 @@ class HorizontalFederation:
     key_bits, insecure_key, backend
         The key holder's key and the engine every party uses.
     round_timeout : float
-        Seconds S waits for a sampled client's update.
+        Seconds S waits for a sampled client's update (a client that misses it is
+        left out of the round and asked again in later rounds).
     timeout : float
         Seconds any party waits for any other message.
     record : bool
@@ -230,7 +235,7 @@ class HorizontalFederation:
             roles[str(client.name)] = Client(
                 str(client.name), client.features[:, order], client.labels, config,
                 feature_names=self.features, clients=names,
-                leave_at_round=client.leave_at_round)
+                leave_at_round=client.leave_at_round, miss_rounds=client.miss_rounds)
         network = InProcessNetwork(["S", "C", *names], uuid.uuid4().hex, timeout=self.timeout,
                                    record=self.record)
         # Set before the run, so that a failed run can be inspected.

@@ -3,10 +3,13 @@
 C makes a fresh key pair per run, publishes the public key, and decrypts
 what S sends it: sums of the clients' packed updates plus a mask drawn
 uniformly from Z_n per ciphertext, so every value C sees is uniform in Z_n.
+A client that rejoins the run (a new process of it, over the network) gets
+the public key from C too, when S names it in a masked aggregate.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +17,7 @@ import phe
 
 from parties.horizontal.config import HorizontalConfig
 from parties.horizontal.messages import DecryptedAggregate, HorizontalPlan, MaskedAggregate
+from parties.horizontal.rejoin import readmitting
 from parties.horizontal.state import KeyHolderState
 from vfl.crypto import (
     DEFAULT_BACKEND,
@@ -23,12 +27,20 @@ from vfl.crypto import (
     generate_keypair,
     get_backend,
 )
-from vfl.errors import ConfigError, ConfigMismatchError
+from vfl.errors import (
+    ConfigError,
+    ConfigMismatchError,
+    MalformedMessageError,
+    PeerLeftError,
+    PeerUnreachableError,
+)
 from vfl.protocol.channel import Endpoint
 from vfl.protocol.messages import PublicKeyMessage
 from vfl.runtime.role import Role
 
 __all__ = ["KeyHolder"]
+
+log = logging.getLogger("vfl.horizontal")
 
 
 class KeyHolder(Role[KeyHolderState]):
@@ -76,6 +88,7 @@ class KeyHolder(Role[KeyHolderState]):
         self.public_key_: phe.PaillierPublicKey | None = None
         self.decrypted_: list[tuple[int, ...]] = []  # what C saw, for audits and tests
         self._decryptor: Any = None
+        self._key_message: PublicKeyMessage | None = None
 
     @property
     def leader(self) -> str:
@@ -98,6 +111,7 @@ class KeyHolder(Role[KeyHolderState]):
         codec = FixedPointCodec()
         message = PublicKeyMessage(public_key.n, self.backend, dict(self._engine.public_params),
                                    codec.frac_bits, codec.value_bits)
+        self._key_message = message  # again to a client that rejoins
         for name in (self.server, *self.clients):
             endpoint.send(name, message)
 
@@ -125,7 +139,9 @@ class KeyHolder(Role[KeyHolderState]):
         return 1
 
     def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
-        self._serve(endpoint, epoch=epoch, batch=batch)
+        message = self._serve(endpoint, epoch=epoch, batch=batch)
+        for name in message.joining:
+            self._send_key(endpoint, name)
 
     def end_epoch(self, endpoint: Endpoint, epoch: int) -> None:
         self.current.epoch = epoch
@@ -137,12 +153,30 @@ class KeyHolder(Role[KeyHolderState]):
             self._decryptor = None
         super().close()
 
-    def _serve(self, endpoint: Endpoint, *, epoch: int, batch: int) -> None:
-        """Decrypt one masked aggregate and return it to S."""
+    def _serve(self, endpoint: Endpoint, *, epoch: int, batch: int) -> MaskedAggregate:
+        """Decrypt one masked aggregate and return it to S; the message."""
         message = self.receive(endpoint, self.server, MaskedAggregate, epoch=epoch, batch=batch)
+        strangers = [n for n in message.joining if n not in self.clients]
+        if strangers or len(set(message.joining)) != len(message.joining):
+            raise MalformedMessageError(
+                f"{self.server} names {list(message.joining)} as rejoining clients; the run's "
+                f"clients are {self.clients}", party=self.name)
         values = (tuple(int(v) for v in self._decryptor.decrypt(message.values))
                   if len(message.values) else ())
         self.decrypted_.append(values)
         if self.state is not None:
             self.state.decryptions += len(values)
         endpoint.send(self.server, DecryptedAggregate(values), epoch=epoch, batch=batch)
+        return message
+
+    def _send_key(self, endpoint: Endpoint, name: str) -> None:
+        """The public key to a client that rejoins, on a new link to its new process."""
+        rejoin = readmitting(endpoint)
+        if rejoin is not None:
+            rejoin.readmit(name)
+        assert self._key_message is not None
+        try:
+            endpoint.send(name, self._key_message)
+        except (PeerLeftError, PeerUnreachableError) as exc:
+            # Gone again: S finds it departed when it next writes to it.
+            log.warning("could not send the key to %s, which rejoins: %s", name, exc)

@@ -17,16 +17,37 @@ from vfl.crypto.ciphertext import EncryptedVector
 from vfl.protocol.wire import wire_message
 
 __all__ = [
+    "Admission",
     "ColumnMeans",
     "DecryptedAggregate",
     "EncryptedStatistics",
     "EncryptedUpdate",
     "FinalModel",
     "HorizontalPlan",
+    "Join",
     "MaskedAggregate",
     "RoundStart",
     "Standardisation",
 ]
+
+
+@wire_message
+@dataclass(frozen=True)
+class Join:
+    """Ck -> S, the first message of every client process: it is here, at the start of
+    a run or back after a restart (it carries nothing)."""
+
+
+@wire_message
+@dataclass(frozen=True)
+class Admission:
+    """S -> Ck: how the client enters the run."""
+
+    #: False: the run starts (or resumes): the key from C, the federated
+    #: standardisation, the plan. True: the run is under way and the client
+    #: rejoins it: the key from C, the federation's standardisation and the plan
+    #: from S, and it takes part from the plan's ``first_round``.
+    rejoin: bool
 
 
 @wire_message
@@ -39,6 +60,9 @@ class HorizontalPlan:
     features: tuple[str, ...]
     #: Class labels of a softmax model, in column order (empty otherwise).
     classes: tuple[float, ...] = ()
+    #: The first round the recipient takes part in: 1 in a new run, the round after
+    #: S's checkpoint in a resumed one, a later round for a client that rejoins.
+    first_round: int = 1
 
 
 # --- federated standardisation (the "align" step; epoch 0, batch 1 and 2) -----------
@@ -76,7 +100,7 @@ class Standardisation:
 @wire_message
 @dataclass(frozen=True)
 class RoundStart:
-    """S -> every remaining client: whether it takes part, and the global model if so."""
+    """S -> every present client: whether it takes part, and the global model if so."""
 
     selected: bool
     #: ``W`` flattened row by row (empty when not selected).
@@ -100,6 +124,9 @@ class MaskedAggregate:
     """
 
     values: EncryptedVector
+    #: Clients that rejoin the run: C sends each of them its public key after
+    #: this decryption (they take part from the next round).
+    joining: tuple[str, ...] = ()
 
 
 @wire_message
@@ -113,6 +140,6 @@ class DecryptedAggregate:
 @wire_message
 @dataclass(frozen=True)
 class FinalModel:
-    """S -> remaining clients, after the last round: the global model (standardised units)."""
+    """S -> present clients, after the last round: the global model (standardised units)."""
 
     weights: tuple[float, ...]

@@ -5,11 +5,18 @@ updates of the clients that answered, masks the sum uniformly in Z_n, has C
 decrypt the masked sum, removes the mask and unpacks: S learns the sum of
 the updates, of the row-weighted losses and of the row counts of that
 round's participants, nothing per client.
+
+Clients may come and go: one that misses a round's deadline is asked again
+in later rounds (its late update is discarded), one whose process stopped
+(over the network) is *departed* until a new process of it rejoins (see
+:meth:`Server.start_epoch`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,26 +25,41 @@ import numpy as np
 
 from parties.horizontal.config import HorizontalConfig
 from parties.horizontal.messages import (
+    Admission,
     ColumnMeans,
     DecryptedAggregate,
     EncryptedStatistics,
     EncryptedUpdate,
     FinalModel,
     HorizontalPlan,
+    Join,
     MaskedAggregate,
     RoundStart,
     Standardisation,
 )
 from parties.horizontal.models import CLASS_MODELS, Architecture
+from parties.horizontal.rejoin import readmitting
 from parties.horizontal.state import RoundRecord, ServerState
 from vfl.crypto import EncryptedVector, draw_masks, unmask
 from vfl.crypto.packing import PackingLayout
-from vfl.errors import ChannelTimeoutError, InvalidFeatureError, PeerLeftError, ProtocolError
+from vfl.errors import (
+    ChannelTimeoutError,
+    InvalidFeatureError,
+    PeerAuthenticationError,
+    PeerLeftError,
+    ProtocolError,
+    UnexpectedMessageError,
+    WireFormatError,
+)
 from vfl.protocol.channel import Endpoint
+from vfl.protocol.messages import AuditPlan
 from vfl.runtime.role import Role, expect_length
 from vfl.runtime.state import GeneratorState
 
 __all__ = ["STATISTICS_VALUE_BITS", "Server"]
+
+# Under vfl's logger, which `vfl party` prints.
+log = logging.getLogger("vfl.horizontal")
 
 #: Integer bits of a slot of the standardisation sums (sums of squares of raw columns).
 STATISTICS_VALUE_BITS = 96
@@ -60,7 +82,8 @@ class Server(Role[ServerState]):
     round_timeout : float
         Seconds S waits, from the moment it starts collecting, for the sampled
         clients' updates; a client that misses the deadline is left out of the
-        round and not asked again.
+        round and asked again in later rounds. Also how long S waits for
+        departed clients to rejoin when fewer than ``min_clients`` are present.
     """
 
     role = "server"
@@ -90,7 +113,13 @@ class Server(Role[ServerState]):
         self.total_rows_: int | None = None
         self.weights_: np.ndarray | None = None
         self._layout: PackingLayout | None = None
+        self._plan: HorizontalPlan | None = None
         self._selected: list[str] = []
+        #: Rounds whose update each late client still owes (it missed their
+        #: deadline): discarded before its next update is taken.
+        self._owed: dict[str, list[int]] = {}
+        #: Clients readmitted this round: departed in it, present from the next.
+        self._joining: list[str] = []
 
     # --- lifecycle steps ---------------------------------------------------------------
 
@@ -99,7 +128,9 @@ class Server(Role[ServerState]):
         return self.name
 
     def followers(self) -> list[str]:
-        return [*self.clients, self.key_holder]
+        # A client's state is only its place in the run, which follows S's (the
+        # plan's first round): only C's checkpoints bound where the run resumes.
+        return [self.key_holder]
 
     @property
     def max_epochs(self) -> int:
@@ -111,10 +142,14 @@ class Server(Role[ServerState]):
         return self.architecture.parameters
 
     def open(self, endpoint: Endpoint) -> None:
+        """C's public key; every client says it is here and is told the run starts."""
         self.receive_key(endpoint, self.key_holder)
         self._layout = PackingLayout.for_modulus(
             self.engine.n, frac_bits=self.config.frac_bits,
             value_bits=self.config.value_bits, max_summands=len(self.clients))
+        for name in self.clients:
+            endpoint.receive(name, Join)
+            endpoint.send(name, Admission(rejoin=False))
 
     def align(self, endpoint: Endpoint) -> None:
         """Federated standardisation: column means, then variances, from masked sums."""
@@ -146,8 +181,13 @@ class Server(Role[ServerState]):
                 "features": self.features, "classes": list(self.classes)}
 
     def agree_plan(self, endpoint: Endpoint, resumed: ServerState | None) -> None:
+        if resumed is not None:
+            # Every client said it is here (open): none is departed in the resumed run.
+            resumed.departed.clear()
         plan = HorizontalPlan(self.config, tuple(self.clients), tuple(self.features),
-                              self.classes)
+                              self.classes,
+                              first_round=1 if resumed is None else resumed.epoch + 1)
+        self._plan = plan
         for name in (*self.clients, self.key_holder):
             endpoint.send(name, plan)
 
@@ -160,29 +200,31 @@ class Server(Role[ServerState]):
                            history=[], departed=[])
 
     def start_epoch(self, endpoint: Endpoint, epoch: int) -> int:
-        """Sample this round's clients; send each remaining client the model or a pass."""
+        """Readmit returning clients; sample this round's clients from all of them; send
+        each present client the model or a pass.
+
+        Sampling draws from every client, departed or not, so that the draws do
+        not depend on who happens to be reachable: a departed client that is
+        drawn is a dropout of the round at once.
+        """
         state = self.current
-        remaining = [c for c in self.clients if c not in state.departed]
-        if len(remaining) < self.config.min_clients:
-            raise ProtocolError(
-                f"only {len(remaining)} client(s) remain ({', '.join(remaining) or 'none'}); "
-                f"a round needs at least min_clients={self.config.min_clients}",
-                party=self.name)
+        self._admit_returning(endpoint, epoch)
+        self._await_enough_clients(endpoint, epoch)
+        present = [c for c in self.clients if c not in state.departed]
         rng = state.rng.generator()
-        picked = rng.choice(len(remaining), size=self.config.sampled(len(remaining)),
+        picked = rng.choice(len(self.clients), size=self.config.sampled(len(self.clients)),
                             replace=False)
         state.rng = GeneratorState.of(rng)
-        self._selected = [remaining[i] for i in sorted(int(i) for i in picked)]
+        self._selected = [self.clients[i] for i in sorted(int(i) for i in picked)]
         model = tuple(float(v) for v in state.weights)
-        for name in remaining:
+        for name in present:
             chosen = name in self._selected
             try:
                 endpoint.send(name, RoundStart(chosen, model if chosen else ()), epoch=epoch,
                               batch=1)
             except PeerLeftError:
-                # Gone since the last round (over the network): not asked again; a
-                # chosen one is left out of this round's sum when its update is awaited.
-                continue
+                # Gone since the last round (over the network): departed until it rejoins.
+                self._depart(name)
         return 1
 
     def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
@@ -193,6 +235,8 @@ class Server(Role[ServerState]):
         vectors: list[EncryptedVector] = []
         deadline = time.monotonic() + self.round_timeout
         for name in self._selected:
+            if name in state.departed:  # its process stopped: nothing to wait for
+                continue
             message = self._receive_in_time(endpoint, name, epoch, deadline)
             if message is None:
                 continue
@@ -201,7 +245,6 @@ class Server(Role[ServerState]):
             arrived.append(name)
             vectors.append(message.values)
         dropped = [name for name in self._selected if name not in arrived]
-        state.departed.extend(dropped)
         if len(arrived) < self.config.min_clients:
             # A sum of fewer updates than min_clients is not decrypted: it would expose them.
             self._decrypt(endpoint, EncryptedVector(self.engine.public_key, ()), epoch, batch)
@@ -221,6 +264,9 @@ class Server(Role[ServerState]):
     def end_epoch(self, endpoint: Endpoint, epoch: int) -> float | None:
         state = self.current
         state.epoch = epoch
+        # Readmitted this round, C has sent them the key: present from the next round.
+        state.departed[:] = [c for c in state.departed if c not in self._joining]
+        self._joining = []
         return state.history[-1].loss if state.history else None
 
     def finish(self, endpoint: Endpoint) -> None:
@@ -269,17 +315,100 @@ class Server(Role[ServerState]):
 
     def _receive_in_time(self, endpoint: Endpoint, sender: str, epoch: int,
                          deadline: float) -> EncryptedUpdate | None:
-        """The sender's update, or None if it missed the round's deadline."""
+        """The sender's update, or None if it missed the round's deadline (then it owes
+        this round's update, discarded when it arrives) or its process stopped (then
+        it is departed)."""
         # One deadline for the whole round, not one per client: K slow clients cost one wait.
         saved = endpoint.timeout
-        endpoint.timeout = max(deadline - time.monotonic(), 0.001)
+        owed = self._owed.setdefault(sender, [])
         try:
+            while owed:  # updates of rounds it missed, in order: not part of any sum
+                endpoint.timeout = max(deadline - time.monotonic(), 0.001)
+                self.receive(endpoint, sender, EncryptedUpdate, epoch=owed[0], batch=1)
+                owed.pop(0)
+            endpoint.timeout = max(deadline - time.monotonic(), 0.001)
             return self.receive(endpoint, sender, EncryptedUpdate, epoch=epoch, batch=1)
-        except (ChannelTimeoutError, PeerLeftError):
-            # Missed the deadline, or its process stopped (vfl party): a dropout.
+        except ChannelTimeoutError:
+            owed.append(epoch)  # late, not gone: asked again in later rounds
+            return None
+        except PeerLeftError:  # its process stopped (vfl party)
+            self._depart(sender)
             return None
         finally:
             endpoint.timeout = saved
+
+    def _depart(self, name: str) -> None:
+        """`name`'s process stopped: sent nothing, and a dropout when drawn, until it rejoins."""
+        if name not in self.current.departed:
+            self.current.departed.append(name)
+            log.info("%s is away: left out of the rounds until it rejoins (started again "
+                     "with the same configuration)", name)
+        self._owed.pop(name, None)  # a new process of it owes nothing
+
+    def _admit_returning(self, endpoint: Endpoint, epoch: int) -> None:
+        """Readmit every client whose new process has asked to rejoin; each takes part
+        from the next round (C sends it the key after this round's decryption)."""
+        rejoin = readmitting(endpoint)
+        if rejoin is None:  # in-process: no client ever leaves
+            return
+        for name in rejoin.returning():
+            if name not in self.clients or name in self._joining:
+                continue
+            # Its old process may have stopped unnoticed until the new one called.
+            self._depart(name)
+            first = rejoin.readmit(name)
+            saved = endpoint.timeout
+            # Bounded: the others wait for this round while S waits for it.
+            endpoint.timeout = min(saved, self.round_timeout)
+            try:
+                if first[:1] == [AuditPlan.__name__]:
+                    # `vfl party` agrees auditing with S before its run starts; where
+                    # clients may leave, auditing is off (parties/audit_exchange.py).
+                    endpoint.receive(name, AuditPlan)
+                    endpoint.send(name, AuditPlan(enabled=False))
+                endpoint.receive(name, Join)
+                endpoint.send(name, Admission(rejoin=True))
+                if self.config.standardize:
+                    # What every client received at the start; its own sums are in them.
+                    endpoint.send(name, Standardisation(tuple(float(v) for v in self.means_),
+                                                        tuple(float(v) for v in self.scales_)),
+                                  epoch=0, batch=2)
+                assert self._plan is not None
+                endpoint.send(name, dataclasses.replace(self._plan, first_round=epoch + 1))
+            except (PeerLeftError, ChannelTimeoutError, UnexpectedMessageError,
+                    WireFormatError, PeerAuthenticationError) as exc:
+                # About this client alone: the run goes on without it.
+                log.warning("%s did not rejoin: %s", name, exc)
+                # Ended again: a message it sends later asks anew.
+                rejoin.peer_stopped(name, f"it did not finish rejoining: {exc}")
+                continue
+            finally:
+                endpoint.timeout = saved
+            self._joining.append(name)
+            log.info("%s rejoins: it takes part from round %d", name, epoch + 1)
+
+    def _await_enough_clients(self, endpoint: Endpoint, epoch: int) -> None:
+        """Wait up to the round deadline for departed clients to rejoin while fewer than
+        ``min_clients`` are present or joining; then give up."""
+        state, rejoin = self.current, readmitting(endpoint)
+        deadline = time.monotonic() + self.round_timeout
+
+        def present() -> list[str]:
+            return [c for c in self.clients if c not in state.departed or c in self._joining]
+
+        while len(present()) < self.config.min_clients and rejoin is not None:
+            remaining = deadline - time.monotonic()
+            away = [c for c in state.departed if c not in self._joining]
+            if remaining <= 0 or not rejoin.wait_for_return(away, remaining):
+                break
+            self._admit_returning(endpoint, epoch)
+        if len(here := present()) < self.config.min_clients:
+            waited = (f"; none of the others rejoined within {self.round_timeout:g} s"
+                      if rejoin is not None else "")
+            raise ProtocolError(
+                f"only {len(here)} client(s) remain ({', '.join(here) or 'none'}); "
+                f"a round needs at least min_clients={self.config.min_clients}{waited}",
+                party=self.name)
 
     def _sum_of_all(self, endpoint: Endpoint, layout: PackingLayout, count: int, *,
                     batch: int) -> np.ndarray:
@@ -307,7 +436,8 @@ class Server(Role[ServerState]):
 
     def _decrypt(self, endpoint: Endpoint, masked: EncryptedVector, epoch: int,
                  batch: int) -> tuple[int, ...]:
-        endpoint.send(self.key_holder, MaskedAggregate(masked), epoch=epoch, batch=batch)
+        endpoint.send(self.key_holder, MaskedAggregate(masked, tuple(self._joining)),
+                      epoch=epoch, batch=batch)
         reply = endpoint.receive(self.key_holder, DecryptedAggregate, epoch=epoch, batch=batch)
         expect_length(reply.values, len(masked), sender=self.key_holder,
                       message="DecryptedAggregate", what="values", party=self.name)

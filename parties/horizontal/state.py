@@ -25,7 +25,8 @@ class RoundRecord:
     participants : list of str
         Clients whose updates are in the round's sum.
     dropped : list of str
-        Clients sampled for the round whose updates did not arrive.
+        Clients sampled for the round whose updates did not arrive (late, or
+        departed: sampling draws from every client).
     rows : int
         Rows behind the sum (the decrypted sum of the counts; 0 if not decrypted).
     """
@@ -51,7 +52,9 @@ class ServerState(RoleState):
         The client-sampling stream (seeded from the configuration).
     history : list of RoundRecord
     departed : list of str
-        Clients that missed a round's deadline; they are not asked again.
+        Clients whose process stopped (over the network): sent nothing and a
+        dropout whenever sampled, until a new process of the client rejoins.
+        (A client that merely missed a deadline stays present.)
     """
 
     LAYOUT: ClassVar[str] = "horizontal.server/1"
@@ -71,7 +74,7 @@ class ClientState(RoleState):
     Attributes
     ----------
     rounds_joined : list of int
-        Rounds this client sent an update in.
+        Rounds this client sent an update in (in time, as far as it knows).
     """
 
     LAYOUT: ClassVar[str] = "horizontal.client/1"

@@ -112,7 +112,9 @@ def fedavg(model: str, xs: list[np.ndarray], ts: list[np.ndarray], *, rounds: in
            absent: dict[int, set[int]] | None = None, hidden: int = 0):
     """FedAvg (FedProx with mu > 0; FedAdam with server="adam"), weights by row counts.
 
-    absent: round -> client indices whose updates do not arrive in that round.
+    absent: round -> client indices whose updates do not arrive in that round (the
+    clients are sampled from all K every round, absent or not); a round with fewer
+    than `min_clients` arrivals leaves the model unchanged, its loss None.
     model "mlp": `hidden` tanh units, parameters flat (see :class:`Mlp`).
     """
     k_total = len(xs)
@@ -131,16 +133,15 @@ def fedavg(model: str, xs: list[np.ndarray], ts: list[np.ndarray], *, rounds: in
     m = np.zeros_like(w)
     v = np.zeros_like(w)
     sampler = np.random.default_rng(seed)
-    gone: set[int] = set()
-    losses = []
+    losses: list[float | None] = []
     for r in range(1, rounds + 1):
-        remaining = [k for k in range(k_total) if k not in gone]
-        size = min(len(remaining), max(min_clients, math.ceil(fraction * len(remaining) - 1e-9)))
-        chosen = sorted(remaining[i] for i in sampler.choice(len(remaining), size=size,
-                                                             replace=False))
+        size = min(k_total, max(min_clients, math.ceil(fraction * k_total - 1e-9)))
+        chosen = sorted(int(i) for i in sampler.choice(k_total, size=size, replace=False))
         missing = (absent or {}).get(r, set())
-        gone |= missing & set(chosen)
         chosen = [k for k in chosen if k not in missing]
+        if len(chosen) < min_clients:
+            losses.append(None)
+            continue
         total = np.zeros_like(w)
         loss_sum, rows = 0.0, 0
         for k in chosen:

@@ -18,6 +18,7 @@ from parties.horizontal.messages import (
     EncryptedStatistics,
     EncryptedUpdate,
     HorizontalPlan,
+    Join,
     MaskedAggregate,
 )
 from vfl.crypto import EncryptedVector
@@ -154,7 +155,9 @@ def test_transcript_ciphertexts_to_s_masked_values_to_c_no_counts_in_clear() -> 
     network = federation.network_
     clients = ["C1", "C2", "C3"]
     to_server = [e for e in network.transcript if e.recipient == "S" and e.sender in clients]
-    assert {type(e.body) for e in to_server} == {EncryptedStatistics, EncryptedUpdate}
+    # Besides the field-less Join (each client process says it is there), ciphertexts only.
+    assert {type(e.body) for e in to_server} == {Join, EncryptedStatistics, EncryptedUpdate}
+    assert dataclasses.fields(Join) == ()
     for envelope in to_server:  # every field of every client message is a ciphertext vector
         fields = dataclasses.fields(envelope.body)
         assert all(isinstance(getattr(envelope.body, f.name), EncryptedVector) for f in fields)
@@ -183,16 +186,18 @@ def test_a_client_that_drops_out_leaves_the_round_complete_without_it() -> None:
     clients = _clients(frames)
     clients[2].leave_at_round = 2  # C3 receives round 2's model and dies
     fitted = FederatedAveraging(model="logistic", rounds=3, local_epochs=2, batch_size=10,
-                                learning_rate=0.3, seed=2, round_timeout=3.0,
+                                learning_rate=0.3, seed=2, round_timeout=2.0,
                                 **KEY).fit(clients)
     history = fitted.history_
     assert [h["participants"] for h in history] == [["C1", "C2", "C3", "C4"],
                                                    ["C1", "C2", "C4"], ["C1", "C2", "C4"]]
-    assert history[1]["dropped"] == ["C3"] and history[2]["dropped"] == []
+    # In-process S cannot tell a dead client from a slow one: C3 is asked again, in vain.
+    assert history[1]["dropped"] == ["C3"] and history[2]["dropped"] == ["C3"]
     assert history[1]["rows"] == 37 + 53 + 29
+    assert fitted.federation_.server_.current.departed == []
     xs, ts = _arrays("logistic", frames)
     w, losses = fedavg("logistic", xs, ts, rounds=3, epochs=2, batch=10, lr=0.3, seed=2,
-                       absent={2: {2}})
+                       absent={2: {2}, 3: {2}})
     np.testing.assert_allclose(_std_weights(fitted), w, rtol=1e-6, atol=0)
     np.testing.assert_allclose([h["loss"] for h in history], losses, rtol=1e-6)
     # Round 2's loss is over the three remaining clients' rows only.
@@ -202,6 +207,40 @@ def test_a_client_that_drops_out_leaves_the_round_complete_without_it() -> None:
     expected = sum(len(xs[k]) * mean_loss("logistic", w1, xs[k], ts[k]) for k in rows) / sum(
         len(xs[k]) for k in rows)
     assert before == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.75])
+def test_a_client_that_misses_rounds_is_asked_again_and_takes_part_when_back(fraction) -> None:
+    """A late client is no dropout for good: S leaves it out of the rounds whose
+    deadline it missed, discards its late updates and takes its next ones."""
+    frames = _data("logistic", rows=(37, 53, 61, 29))
+    clients = _clients(frames)
+    clients[1].miss_rounds = {2, 3}  # C2 answers rounds 2 and 3 only after their deadline
+    options = {"rounds": 6, "local_epochs": 2, "batch_size": 10, "learning_rate": 0.3,
+               "seed": 7, "fraction": fraction}
+    fitted = FederatedAveraging(model="logistic", **options, round_timeout=1.5,
+                                **KEY).fit(clients)
+    history = fitted.history_
+    sampled = [sorted(h["participants"] + h["dropped"]) for h in history]
+    # The draws do not depend on who answers: the same as in a run where all answer.
+    everyone = FederatedAveraging(model="logistic", **options, **KEY).fit(_clients(frames))
+    assert sampled == [h["participants"] for h in everyone.history_]
+    for h in history:
+        away = h["round"] in (2, 3) and "C2" in h["participants"] + h["dropped"]
+        assert ("C2" in h["dropped"]) == away
+        assert h["dropped"] == (["C2"] if away else [])
+    # C2 was drawn in a round it missed and in a later one, where it took part again.
+    assert any("C2" in h["dropped"] for h in history)
+    assert any("C2" in h["participants"] for h in history if h["round"] > 3)
+    xs, ts = _arrays("logistic", frames)
+    w, losses = fedavg("logistic", xs, ts, rounds=6, epochs=2, batch=10, lr=0.3, seed=7,
+                       fraction=fraction, absent={2: {1}, 3: {1}})
+    np.testing.assert_allclose(_std_weights(fitted), w, rtol=1e-6, atol=0)
+    np.testing.assert_allclose([h["loss"] for h in history], losses, rtol=1e-6)
+    c2 = fitted.federation_.client_roles_["C2"]
+    assert c2.current.rounds_joined == [h["round"] for h in history
+                                        if "C2" in h["participants"]]
+    assert c2.weights_ is not None  # it received the final model
 
 
 def test_an_update_too_large_for_its_slot_raises_naming_the_client() -> None:

@@ -92,18 +92,29 @@ def test_a_sum_of_fewer_than_min_clients_is_never_decrypted() -> None:
     clients = _clients(_frames())
     clients[2].leave_at_round = 2
     clients[3].leave_at_round = 2
-    federation = HorizontalFederation(
-        clients, HorizontalConfig(model="logistic", rounds=3, min_clients=3),
-        round_timeout=2.0, **KEY)
-    with pytest.raises(ProtocolError, match=r"only 2 client\(s\) remain"):
-        federation.fit()
+    config = HorizontalConfig(model="logistic", rounds=3, min_clients=3)
+    federation = HorizontalFederation(clients, config, round_timeout=1.5, **KEY).fit()
     history = federation.server_.current.history
+    # C3 and C4 are asked again in round 3 (in-process, a stopped client looks late).
     assert [(h.round, h.participants, h.dropped) for h in history] == [
-        (1, ["C1", "C2", "C3", "C4"], []), (2, ["C1", "C2"], ["C3", "C4"])]
-    assert history[1].loss is None and history[1].rows == 0
-    # C decrypted the two statistics sums and round 1, and nothing for round 2.
+        (1, ["C1", "C2", "C3", "C4"], []), (2, ["C1", "C2"], ["C3", "C4"]),
+        (3, ["C1", "C2"], ["C3", "C4"])]
+    assert all(h.loss is None and h.rows == 0 for h in history[1:])
+    # C decrypted the two statistics sums and round 1, and nothing for rounds 2 and 3.
     decrypted = federation.key_holder_.decrypted_
-    assert len(decrypted) == 4 and decrypted[-1] == () and all(decrypted[:3])
+    assert len(decrypted) == 5 and decrypted[-2:] == [(), ()] and all(decrypted[:3])
+    # The model is round 1's.
+    one = HorizontalFederation(_clients(_frames()), HorizontalConfig(
+        model="logistic", rounds=1, min_clients=3), **KEY).fit()
+    np.testing.assert_array_equal(federation.server_.weights_, one.server_.weights_)
+
+
+def test_too_few_clients_for_min_clients_stop_the_run_before_a_round() -> None:
+    federation = HorizontalFederation(_clients(_frames()[:2]), HorizontalConfig(
+        model="logistic", rounds=2, min_clients=3), **KEY)
+    with pytest.raises(ProtocolError, match=r"only 2 client\(s\) remain \(C1, C2\); a round "
+                                            r"needs at least min_clients=3$"):
+        federation.fit()
 
 
 def test_a_client_sending_the_wrong_number_of_ciphertexts_is_named(monkeypatch) -> None:

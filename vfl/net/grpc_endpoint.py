@@ -29,6 +29,14 @@ abort reaches every peer; every wait has a bound. A peer whose process has
 stopped (its port refuses connections) is named as stopped, by the next
 receive and by a send being retried, within seconds: a stream cut off by a
 dying sender is not a damaged message.
+
+Peers that may leave (:meth:`GrpcEndpoint.allow_leaving`) may also come
+back: every call names the calling process (a random *incarnation* per
+endpoint), so a new process of a peer is told from the one before it, also
+where that one's death went unnoticed. Its messages wait apart until the
+party :meth:`readmits <GrpcEndpoint.readmit>` it, which starts a new link;
+a message for the process before is refused by the new one, and the sender
+learns that the peer left.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import secrets
 import threading
 import time
 import warnings
@@ -103,6 +112,9 @@ _SERVICE = "vfl.Transport"
 _DELIVER = f"/{_SERVICE}/Deliver"
 _ABORT = f"/{_SERVICE}/Abort"
 _ABORT_STEP = "Abort"  # step of the envelope carrying an abort notice
+#: Metadata: the calling process, and the recipient's process the caller writes to.
+_INCARNATION = "vfl-incarnation"
+_RECIPIENT_INCARNATION = "vfl-recipient-incarnation"
 _MAX_REASON_CHARS = 4000  # of an abort notice's reason
 _FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.05, 2.0
 #: A peer that was reached before and has refused connections for this many
@@ -334,6 +346,15 @@ class GrpcEndpoint(Endpoint):
         #: those of them that left (their reason).
         self._may_leave: frozenset[str] = frozenset()
         self._left: dict[str, str] = {}
+        #: This process of the party: a peer that hears from another one under this
+        #: name knows that the party restarted.
+        self.incarnation = secrets.token_hex(8)
+        #: Of each peer that may leave: the process this party talks to, and a new
+        #: process of it that called since it left (its messages, until readmit).
+        self._incarnations: dict[str, str] = {}
+        self._returning: dict[str, tuple[str, queue.Queue[_Item]]] = {}
+        #: Guards the two above, the links of peers that may leave and their leaving.
+        self._links = threading.Condition()
         #: The first abort notice or stopped peer: every send being retried stops.
         self._stopping: _Abort | None = None
         self._stopping_lock = threading.Lock()
@@ -384,6 +405,8 @@ class GrpcEndpoint(Endpoint):
             return
         self._closed = True
         self._wake.set()
+        with self._links:
+            self._links.notify_all()
         self._server.stop(grace).wait(grace + 5.0)
         with self._channel_lock:
             for channel in self._channels.values():
@@ -447,12 +470,88 @@ class GrpcEndpoint(Endpoint):
         """Whether `peer` accepted a message from this party or delivered one to it."""
         return peer in self._up
 
+    def stopped_reason(self, peer: str) -> str:
+        """Why `peer` is taken to have stopped when its address refuses connections."""
+        address = self.peers[peer]
+        if peer in self._may_leave:
+            return (f"its address {address} refuses connections, its process has stopped; "
+                    "the run goes on without it")
+        return stopped_reason(address)
+
+    def has_left(self, peer: str) -> bool:
+        """Whether `peer` (one that may leave) left and has not been readmitted."""
+        return peer in self._left
+
+    def returning(self) -> list[str]:
+        """Peers that left and whose new process has since delivered a message: they
+        wait for :meth:`readmit`."""
+        with self._links:
+            return self._returned(self.peers)
+
+    def wait_for_return(self, peers: Iterable[str], timeout: float) -> list[str]:
+        """Wait up to `timeout` seconds until one of `peers` is returning (see
+        :meth:`returning`); return those that are."""
+        wanted = set(peers)
+        with self._links:
+            self._links.wait_for(lambda: self._closed or bool(self._returned(wanted)), timeout)
+            return self._returned(wanted)
+
+    def _returned(self, peers: Iterable[str]) -> list[str]:
+        """Those of `peers` whose new process's first message is here (hold `_links`)."""
+        wanted = set(peers)
+        return [peer for peer in self.peers if peer in wanted and peer in self._returning
+                and not self._returning[peer][1].empty()]
+
+    def readmit(self, peer: str) -> list[str]:
+        """Start a new link to `peer`, a peer that may leave: to the new process that
+        called since it left (its messages are the link's first), or to whatever
+        process listens at its address if none called.
+
+        Sequence numbers start again from 0 both ways, and the peer counts as
+        present again (its leaving, or a new process of it, ends this link as
+        before). The party's protocol says when: a horizontal server readmits a
+        client that asks to rejoin, the key holder when the server says so.
+
+        Returns
+        -------
+        list of str
+            The steps (message types) of the new process's messages that wait on
+            the new link, in order: what it said first.
+
+        Raises
+        ------
+        ValueError
+            If `peer` is not one that may leave.
+        """
+        if peer not in self._may_leave:
+            raise ValueError(f"{self.name} readmits only peers that may leave, not {peer!r}")
+        with self._links:
+            incarnation, link = self._returning.pop(peer, (None, queue.Queue()))
+            self._queues[peer] = link
+            if incarnation is None:
+                self._incarnations.pop(peer, None)  # learnt from its first message
+                self._up.discard(peer)
+            else:
+                self._incarnations[peer] = incarnation
+            self._left.pop(peer, None)
+            self._sent.pop(peer, None)
+            self._expected.pop(peer, None)
+            with link.mutex:
+                waiting = [item.step for item in link.queue if isinstance(item, Envelope)]
+        with self._channel_lock:  # a fresh connection, not one backing off from the dead
+            channel = self._channels.pop(peer, None)
+        if channel is not None:
+            channel.close()
+        log.info("%s readmitted", peer)
+        return waiting
+
     def _notice(self, notice: _Abort) -> None:
         """Make every receive, and every send being retried, raise for `notice`
         (only receives from that peer, if it may leave)."""
         if notice.party in self._may_leave:
-            self._left.setdefault(notice.party, notice.reason)
-            self._queues[notice.party].put(notice)
+            with self._links:
+                self._left.setdefault(notice.party, notice.reason)
+                self._queues[notice.party].put(notice)
             return
         with self._stopping_lock:
             if self._stopping is None:
@@ -557,7 +656,12 @@ class GrpcEndpoint(Endpoint):
             return channel
 
     def _metadata(self, peer: str) -> tuple[tuple[str, str], ...]:
-        return (("vfl-sender", self.name), ("vfl-recipient", peer))
+        metadata = [("vfl-sender", self.name), ("vfl-recipient", peer),
+                    (_INCARNATION, self.incarnation)]
+        known = self._incarnations.get(peer)
+        if known is not None:  # a new process of it refuses what was meant for this one
+            metadata.append((_RECIPIENT_INCARNATION, known))
+        return tuple(metadata)
 
     def _with_retries(self, peer: str, step: str, call: Callable[[], object]) -> None:
         """Run `call` (a delivery to `peer`), retrying while `peer` cannot be reached.
@@ -587,8 +691,9 @@ class GrpcEndpoint(Endpoint):
                         refusals += 1
                         refused_since = refused_since or time.monotonic()
                         if refusals >= 3 and time.monotonic() - refused_since >= _GONE_AFTER_S:
-                            log.warning("%s stopped: %s", peer, stopped_reason(address))
-                            self.peer_stopped(peer, stopped_reason(address))
+                            reason = self.stopped_reason(peer)
+                            log.warning("%s stopped: %s", peer, reason)
+                            self.peer_stopped(peer, reason)
                             self._raise_if_gone(peer)
                     else:
                         refusals, refused_since = 0, 0.0
@@ -605,6 +710,12 @@ class GrpcEndpoint(Endpoint):
                     f"{self.connect_timeout:g} s, last error: {details}. Check that {peer} "
                     "runs and listens there, and that both sides use TLS with the same "
                     "federation CA (or both --insecure)", party=self.name)
+            if code is grpc.StatusCode.NOT_FOUND:
+                # The process this party wrote to stopped; a new one listens there now.
+                reason = f"it restarted ({details})"
+                log.warning("%s stopped: %s", peer, reason)
+                self.peer_stopped(peer, reason)
+                self._raise_if_gone(peer)
             raise self._send_error(peer, step, code, details)
 
     def _send_error(self, peer: str, step: str, code: grpc.StatusCode,
@@ -683,25 +794,62 @@ class GrpcEndpoint(Endpoint):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"this is party {self.name}, not {recipient}: check the peer "
                           "addresses in the sender's configuration")
+        wanted = _text(metadata.get(_RECIPIENT_INCARNATION))
+        if wanted is not None and wanted != self.incarnation:
+            context.abort(grpc.StatusCode.NOT_FOUND,
+                          f"{self.name} runs in a new process; the message was for the one "
+                          "before it, which stopped")
         assert identity is not None
         return identity
 
+    def _link_for(self, sender: str, context: grpc.ServicerContext) -> queue.Queue[_Item]:
+        """The queue for what `sender`'s calling process delivers: the link's, or, for a
+        new process of a peer that may leave, a queue apart until :meth:`readmit`."""
+        incarnation = _text(dict(context.invocation_metadata()).get(_INCARNATION))
+        if sender not in self._may_leave or incarnation is None:
+            return self._queues[sender]
+        with self._links:
+            returning = self._returning.get(sender)
+            if returning is not None and returning[0] == incarnation:
+                return returning[1]
+            known = self._incarnations.get(sender)
+            if sender not in self._left and known in (None, incarnation):
+                self._incarnations[sender] = incarnation
+                return self._queues[sender]
+            # A new process of it: the one this party talked to has stopped.
+            if sender not in self._left:
+                log.warning("%s stopped: it restarted (a new process called)", sender)
+                self._notice(_Abort(sender, "it restarted (a new process took its place)"))
+            link: queue.Queue[_Item] = queue.Queue()
+            self._returning[sender] = (incarnation, link)
+        log.info("%s is back (a new process); it waits to be readmitted", sender)
+        return link
+
+    def _put(self, sender: str, link: queue.Queue[_Item], item: _Item) -> None:
+        """Queue what `sender` delivered; a new process's first message wakes
+        :meth:`wait_for_return`."""
+        link.put(item)
+        if link is not self._queues.get(sender):
+            with self._links:
+                self._links.notify_all()
+
     def _serve_deliver(self, chunks: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         sender = self._identify(context)
+        link = self._link_for(sender, context)
         slot = self._streams[sender]
         wait = min(self.timeout, STREAM_WAIT_S)
         if not slot.acquire(timeout=wait):
             error = ProtocolError(
                 f"{sender} streams a second message while its previous one has not ended "
                 f"after {wait:g} s; a peer sends one message at a time", party=self.name)
-            self._queues[sender].put(_Failure(error))
+            self._put(sender, link, _Failure(error))
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         try:
-            return self._reassemble(sender, chunks, context)
+            return self._reassemble(sender, link, chunks, context)
         finally:
             slot.release()
 
-    def _reassemble(self, sender: str, chunks: Iterator[bytes],
+    def _reassemble(self, sender: str, link: queue.Queue[_Item], chunks: Iterator[bytes],
                     context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
         message = _Reassembly(sender, self.name, self.max_message_bytes)
@@ -726,7 +874,7 @@ class GrpcEndpoint(Endpoint):
                                       party=self.name)
         except WireFormatError as exc:
             # The receiving party learns why its next message from `sender` is missing.
-            self._queues[sender].put(_Failure(exc))
+            self._put(sender, link, _Failure(exc))
             code = (grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(exc, _TooLarge)
                     else grpc.StatusCode.INVALID_ARGUMENT)
             context.abort(code, str(exc))
@@ -735,18 +883,18 @@ class GrpcEndpoint(Endpoint):
             refused = PeerAuthenticationError(
                 f"{sender} sent an envelope from {envelope.sender} to {envelope.recipient}; "
                 f"only its own, to {self.name}, are accepted", party=self.name)
-            self._queues[sender].put(_Failure(refused))
+            self._put(sender, link, _Failure(refused))
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(refused))
         view = memoryview(message.buffer)
         if self.capture is not None:
             self.capture("received", sender, view)
         with self._traffic_lock:
-            link = self.traffic[sender]
-            link.messages_received += 1
-            link.bytes_received += len(view)
-            link.chunks_received += count
-            link.receive_seconds += time.perf_counter() - started
-        self._queues[sender].put(envelope)
+            counters = self.traffic[sender]
+            counters.messages_received += 1
+            counters.bytes_received += len(view)
+            counters.chunks_received += count
+            counters.receive_seconds += time.perf_counter() - started
+        self._put(sender, link, envelope)
         return b""
 
     def _cut_off(self, sender: str, message: _Reassembly,
@@ -769,7 +917,7 @@ class GrpcEndpoint(Endpoint):
         # keeps its stream: probe for a while (less where gRPC saw no cancel).
         address = self.peers[sender]
         if refuses_steadily(address, within=2.0 if cancelled else 0.6):
-            reason = stopped_reason(address)
+            reason = self.stopped_reason(sender)
             log.warning("%s stopped while sending a message: %s", sender, reason)
             self.peer_stopped(sender, reason)
             return None
@@ -794,7 +942,23 @@ class GrpcEndpoint(Endpoint):
                           f"{self.name}: an abort notice carries its reason as a str, not a "
                           f"{type(envelope.body).__name__}")
         self._up.add(sender)
-        self._notice(_Abort(sender, envelope.body[:_MAX_REASON_CHARS]))
+        reason = envelope.body[:_MAX_REASON_CHARS]
+        incarnation = _text(dict(context.invocation_metadata()).get(_INCARNATION))
+        if sender in self._may_leave and incarnation is not None:
+            with self._links:
+                returning = self._returning.get(sender)
+                if returning is not None and returning[0] == incarnation:
+                    # Its new process stopped before it was readmitted: nothing to end.
+                    del self._returning[sender]
+                    return b""
+                known = self._incarnations.get(sender)
+            if known is not None and known != incarnation:
+                # Another process under its name failed (started twice, say): the one
+                # this party talks to is not the one that stopped.
+                log.warning("%s: a process of %s that this party never talked to stopped: %s",
+                            self.name, sender, reason)
+                return b""
+        self._notice(_Abort(sender, reason))
         return b""
 
 

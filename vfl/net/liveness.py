@@ -14,6 +14,12 @@ retried to any peer stops with the same error
 Only a refused connection counts (the peer's machine is up but nothing
 listens): a slow or unreachable network still falls to the timeout, so the
 watch never stops a party that is merely waiting.
+
+A peer that may leave (:meth:`GrpcEndpoint.allow_leaving
+<vfl.net.grpc_endpoint.GrpcEndpoint.allow_leaving>`) ends only its own link
+when it stops; it is not probed while it is away, and is watched afresh once
+the party readmits a new process of it
+(:meth:`~vfl.net.grpc_endpoint.GrpcEndpoint.readmit`).
 """
 
 from __future__ import annotations
@@ -73,6 +79,10 @@ class PeerWatch:
         refused = dict.fromkeys(watched, 0)
         while not self._stop.wait(self.interval):
             for peer, address in list(watched.items()):
+                if self.endpoint.has_left(peer):
+                    # Away: watched again, from scratch, once readmitted.
+                    seen[peer], refused[peer] = False, 0
+                    continue
                 up = accepts(address, self.interval)
                 if up is None:
                     continue  # no answer either way: leave it to the timeout
@@ -85,9 +95,9 @@ class PeerWatch:
                 if seen[peer] and refused[peer] >= self.misses and not self._stop.is_set():
                     if self.endpoint.may_leave(peer):
                         # Only its link ends; the others are still watched.
-                        del watched[peer]
-                        log.warning("%s left: %s", peer, stopped_reason(address))
-                        self.endpoint.peer_stopped(peer, stopped_reason(address))
+                        reason = self.endpoint.stopped_reason(peer)
+                        log.warning("%s left: %s", peer, reason)
+                        self.endpoint.peer_stopped(peer, reason)
                         continue
                     self._fail(peer, address)
                     return

@@ -197,6 +197,11 @@ class Client(Role[ClientState]):
         self._layout = PackingLayout.for_modulus(
             self.engine.n, frac_bits=self.config.frac_bits, value_bits=self.config.value_bits,
             max_summands=len(plan.clients))
+        # One packed update per round: its encryptions of zero are made while the
+        # client waits for the round's model, not after its local training.
+        update = self._layout.plaintexts_for(self.architecture.parameters + 2)
+        self.engine.plan(update * self.config.rounds)
+        self.engine.expect(update)
         if plan.first_round < 1:
             raise MalformedMessageError(f"{self.server} sent a plan whose first round is "
                                         f"{plan.first_round}", party=self.name)

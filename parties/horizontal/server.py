@@ -147,6 +147,10 @@ class Server(Role[ServerState]):
         self._layout = PackingLayout.for_modulus(
             self.engine.n, frac_bits=self.config.frac_bits,
             value_bits=self.config.value_bits, max_summands=len(self.clients))
+        # Each round S re-randomises one masked sum: made while the clients train.
+        aggregate = self._layout.plaintexts_for(self.parameters + 2)
+        self.engine.plan(aggregate * self.config.rounds)
+        self.engine.expect(aggregate)
         for name in self.clients:
             endpoint.receive(name, Join)
             endpoint.send(name, Admission(rejoin=False))

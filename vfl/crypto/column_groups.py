@@ -7,29 +7,39 @@ inverses, and costs about ``b / log2(m)`` multiplications per product for
 b-bit scalars, ~2.5 to 3.5 at m in the thousands. This module shares the
 work between columns:
 
-1. **Offsets.** Each column is shifted to non-negative scalars,
-   ``X_ij = X'_ij + lo_j`` with ``lo_j = min_i X_ij``; the shift comes back
-   as one factor ``P^(lo_j)``, ``P = prod_i c_i``, computed once for all
-   columns (P and its inverse), one short exponentiation per column.
+1. **Windows.** Each column is shifted to non-negative scalars of few
+   bits, ``X_ij = lo_j + s_ij (+ e_ij)`` with ``0 <= s_ij < 2^(W_j)``: the
+   window ``[lo_j, lo_j + 2^(W_j))`` holds the column's values, all of them
+   or all but a few at its ends (:func:`column_windows`: a value beyond it,
+   ``e_ij != 0``, costs one exponentiation, and each bit less of window
+   saves a bit-level of the column). The shift comes back as one factor
+   ``P^(lo_j)``, ``P = prod_i c_i``, computed once for all columns (P and
+   its inverse), one short exponentiation per column.
 2. **Shifted bases.** ``B_(k,i) = c_i^(2^k)`` for every bit k below the
-   widest scalar: ``m (b - 1)`` squarings, shared by every column.
-3. **Patterns.** Columns go in groups of g. For each base ``B_(k,i)`` the g
-   bits ``k`` of ``X'_ij`` (j in the group) form a pattern p in
-   ``[0, 2^g)``; the base is multiplied into bucket p: one multiplication
-   serves g products at once.
+   widest window: ``m (W - 1)`` squarings, shared by every column.
+3. **Patterns.** Columns go in groups of nearly equal sizes, at most g. For
+   each base ``B_(k,i)`` the bits ``k`` of ``s_ij`` (j in the group) form a
+   pattern p in ``[0, 2^g)``; the base is multiplied into bucket p: one
+   multiplication serves g products at once.
 4. **Combining.** Column j of the group is the product of the buckets whose
    pattern has bit j set. All g of them cost ``2 * 2^g`` multiplications
    (split the patterns on their top bit: the upper half's product is that
    column's result, then fold the upper half onto the lower and repeat).
 
-Per product this costs about ``b / g + 2^(g+1) / (m g)`` multiplications,
-plus ``(b - 1) / d`` for the shifted bases. On one of two workers' share of
-FATE's host (m = 3,000 rows, 150 columns) with 22-bit scalars (the data at
-18 fractional bits, :mod:`vfl.crypto.encoding`), g = 12 counts 2.2 per
-product, against 3.3 for the per-column bucket method at that width and 5.9
-at the 44-bit scalars of data encoded at 40 bits; at m = 20,000, g = 14
-counts 1.8. :func:`grouped_cost` counts it and :func:`matvec` runs
-whichever method counts fewer multiplications.
+Per product this costs about ``W / g + 2^(g+1) / (m g)`` multiplications,
+plus ``(W - 1) / d`` for the shifted bases: the width W of the scalars, not
+the number of rows, sets the cost, and g grows with the rows (about
+``log2(m W) - 4``). On one of two workers' share of FATE's host (150
+columns) with the data at 12 fractional bits (:mod:`vfl.crypto.encoding`;
+standardised columns need 15 bits with their windows), it counts 1.50
+multiplications per product at m = 3,000 rows (g = 12) and 1.25 at m =
+20,000 (g = 14), against 2.08 and 1.74 with the data at 18 bits and no
+windows, and 3.3 for the per-column bucket method at 22 bits. :func:`grouped_cost` counts it and
+:func:`matvec` runs whichever method counts fewer multiplications. The
+combining step is what keeps g near ``log2(m W) - 4``: its ``2 * 2^g``
+multiplications (each bucket goes once into a column's product and once
+into the fold for the other columns) grow faster with g than the filling
+shrinks.
 
 Memory: the shifted bases of at most :data:`MAX_SHIFTED_BASES` values at a
 time (rows are taken in blocks beyond that) and the buckets of every group,
@@ -50,8 +60,10 @@ __all__ = [
     "MAX_SHIFTED_BASES",
     "as_scalar_matrix",
     "best_group",
+    "column_windows",
     "grouped_cost",
     "grouped_matvec",
+    "magnitude_bits",
     "matvec",
     "matvec_best_cost",
     "shifted_bits",
@@ -74,6 +86,10 @@ _MAX_SCALAR = 1 << 61
 #: One exponentiation with a b-bit exponent, in multiplications (inside GMP,
 #: whose multiplications cost less than one made from Python).
 _POWMOD_PER_BIT = 1.2
+#: A squaring ``b * b % N``, in multiplications (measured: 0.85 to 0.94).
+_SQUARING = 0.9
+#: One modular inversion mod n^2, in multiplications (measured: ~7).
+_INVERSION = 8
 
 
 def as_scalar_matrix(rows: Sequence[Sequence[int]] | np.ndarray, n: int) -> np.ndarray | None:
@@ -103,10 +119,10 @@ def as_scalar_matrix(rows: Sequence[Sequence[int]] | np.ndarray, n: int) -> np.n
 
 
 def best_group(rows: int, cols: int, bits: int) -> tuple[int, float]:
-    """(group size g, multiplications) minimising :func:`grouped_cost` for a block."""
+    """(largest group size g, multiplications) minimising :func:`grouped_cost` for a block."""
     best = (1, grouped_cost(rows, cols, bits, 1))
     for g in range(2, min(cols, _MAX_GROUP) + 1):
-        if -(-cols // g) << g > MAX_BUCKETS:
+        if _groups_buckets(cols, g) > MAX_BUCKETS:
             break
         cost = grouped_cost(rows, cols, bits, g)
         if cost < best[1]:
@@ -122,30 +138,50 @@ def grouped_cost(rows: int, cols: int, bits: int, group: int | None = None) -> f
     rows, cols : int
         The block's shape (m ciphertexts, d columns).
     bits : int
-        Width of the shifted scalars ``X_ij - min_i X_ij``.
+        Width of the shifted scalars (every column's window, :func:`column_windows`).
     group : int, optional
-        Columns per group; default the best (:func:`best_group`).
+        Most columns per group (the d columns go in ``ceil(d / group)``
+        groups of nearly equal sizes); default the best (:func:`best_group`).
     """
     if rows <= 0 or cols <= 0 or bits <= 0:
         return 0.0
     if group is None:
         return best_group(rows, cols, bits)[1]
-    g = max(1, min(group, cols))
-    groups = -(-cols // g)
-    shifts = rows * (bits - 1)
     # Each shifted base meets each group once (unless its pattern is all zeros),
-    # each group's buckets are combined once.
-    entries = groups * rows * bits * (1.0 - 2.0 ** -g)
-    combining = groups * (2 << g)
+    # each group's buckets are combined once; a squaring costs a little less
+    # than a multiplication.
+    shifts = _SQUARING * rows * (bits - 1)
+    entries = combining = 0.0
+    for size in _group_sizes(cols, max(1, min(group, cols))):
+        entries += rows * bits * (1.0 - 2.0 ** -size)
+        combining += 2 << size
     offsets = 2 * rows + cols * _POWMOD_PER_BIT * bits
     return shifts + entries + combining + offsets
 
 
-def matvec_best_cost(rows: int, cols: int, bits: int, method: str = "auto") -> float:
-    """Multiplications :func:`matvec` spends with `method` ("auto": the cheaper)."""
+def _group_sizes(cols: int, group: int) -> list[int]:
+    """Sizes of ``ceil(cols / group)`` groups of nearly equal sizes (the first ones
+    larger): fewer buckets than full groups and one small remainder."""
+    count = -(-cols // group)
+    size, extra = divmod(cols, count)
+    return [size + 1] * extra + [size] * (count - extra)
+
+
+def _groups_buckets(cols: int, group: int) -> int:
+    return sum(1 << size for size in _group_sizes(cols, group))
+
+
+def matvec_best_cost(rows: int, cols: int, bits: int, method: str = "auto",
+                     magnitude: int | None = None) -> float:
+    """Multiplications :func:`matvec` spends with `method` ("auto": the cheaper).
+
+    `bits` is the width of the column groups' shifted scalars, `magnitude`
+    that of the largest scalar's magnitude (the per-column method's; default
+    `bits`).
+    """
     if rows <= 0 or cols <= 0 or bits <= 0:
         return 0.0
-    per_column = float(matvec_cost(rows, cols, bits))
+    per_column = float(matvec_cost(rows, cols, bits if magnitude is None else magnitude))
     if _method(method) == "columns":
         return per_column
     return min(grouped_cost(rows, cols, bits), per_column)
@@ -178,10 +214,10 @@ def matvec(ciphertexts: Sequence[int], rows: Sequence[Sequence[int]] | np.ndarra
         listed = rows.tolist() if isinstance(rows, np.ndarray) else [list(r) for r in rows]
         return matvec_columns(ciphertexts, listed, n, n * n)
     m, d = matrix.shape
-    bits = shifted_bits(matrix)
-    widest = int(bits.max()) if d else 0
-    if widest == 0 or grouped_cost(m, d, widest) < matvec_cost(m, d, widest):
-        return grouped_matvec(ciphertexts, matrix, n * n, column_bits=bits)
+    windows = column_windows(matrix)
+    widest = int(windows[1].max()) if d else 0
+    if widest == 0 or grouped_cost(m, d, widest) < matvec_cost(m, d, magnitude_bits(matrix)):
+        return grouped_matvec(ciphertexts, matrix, n * n, windows=windows)
     return matvec_columns(ciphertexts, matrix.tolist(), n, n * n)
 
 
@@ -200,7 +236,7 @@ def _method(method: str) -> str:
 
 def grouped_matvec(ciphertexts: Sequence[int], matrix: np.ndarray, n_square: int, *,
                    group: int | None = None,
-                   column_bits: np.ndarray | None = None) -> list[int]:
+                   windows: tuple[np.ndarray, np.ndarray] | None = None) -> list[int]:
     """``[prod_i c_i^(X_ij) mod n^2 for each column j]`` by column groups (module doc).
 
     Parameters
@@ -212,9 +248,11 @@ def grouped_matvec(ciphertexts: Sequence[int], matrix: np.ndarray, n_square: int
     n_square : int
         The modulus.
     group : int, optional
-        Columns per group; default the cheapest by :func:`grouped_cost`.
-    column_bits : numpy.ndarray, optional
-        Each column's shifted width (computed if not given).
+        Most columns per group; default the cheapest by :func:`grouped_cost`.
+    windows : (numpy.ndarray, numpy.ndarray), optional
+        Each column's window (lows, widths), as :func:`column_windows` gives
+        them (computed if not given): any windows give the exact products,
+        the values outside a window cost one exponentiation each.
     """
     matrix = np.asarray(matrix, dtype=np.int64)
     m, d = matrix.shape
@@ -225,17 +263,24 @@ def grouped_matvec(ciphertexts: Sequence[int], matrix: np.ndarray, n_square: int
     mod = mpz(n_square)
     if m == 0 or d == 0:
         return [1] * d
-    lows = matrix.min(axis=0)
-    shifted = matrix - lows
-    bits = shifted_bits(matrix) if column_bits is None else np.asarray(column_bits)
+    lows, bits = column_windows(matrix) if windows is None else windows
+    lows = np.asarray(lows, dtype=np.int64)
+    bits = np.asarray(bits, dtype=np.int64)
+    # X_ij = lo_j + s_ij + e_ij: s_ij in the window, e_ij (rarely non-zero) beyond it.
+    offset = matrix - lows
+    shifted = np.minimum(np.maximum(offset, 0), (np.int64(1) << bits) - 1)
+    beyond = offset - shifted
     widest = int(bits.max())
+    bases = [mpz(c) for c in ciphertexts]
     results: list[mpz | None] = [None] * d
     if widest:
         g = best_group(m, d, widest)[0] if group is None else max(1, min(group, d))
         # Columns of similar width together: a group is as wide as its widest column.
         order = np.argsort(bits, kind="stable")
-        groups = [order[s:s + g] for s in range(0, d, g)]
-        bases = [mpz(c) for c in ciphertexts]
+        groups, start = [], 0
+        for size in _group_sizes(d, g):
+            groups.append(order[start:start + size])
+            start += size
         buckets: list[list[mpz | None]] = [[None] * (1 << len(c)) for c in groups]
         block = max(1, min(m, MAX_SHIFTED_BASES // widest))
         for start in range(0, m, block):
@@ -248,8 +293,68 @@ def grouped_matvec(ciphertexts: Sequence[int], matrix: np.ndarray, n_square: int
         for columns, held in zip(groups, buckets):
             for j, value in zip(columns.tolist(), _column_products(held, len(columns), mod)):
                 results[j] = value
-    _apply_offsets(results, lows, ciphertexts, mod)
+    _apply_beyond(results, beyond, bases, mod)
+    _apply_offsets(results, lows, bases, mod)
     return [1 if r is None else int(r) for r in results]
+
+
+def column_windows(matrix: np.ndarray, level_cost: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(lows, widths): the window ``[lo_j, lo_j + 2^(W_j))`` of each column.
+
+    A window holds the column's values but perhaps a few at either end: each
+    of those costs one exponentiation by its distance beyond the window
+    (about ``1.2 * bits`` multiplications, and an inversion below it), while
+    every bit less of width saves a bit-level of the column, about ``m / g``
+    multiplications (its share of filling its group's buckets). A standardised
+    column whose spread is just above a power of two (a few rows 4 standard
+    deviations out, or one heavy-tailed outlier) so loses a level.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray of int64, shape (m, d)
+    level_cost : float, optional
+        Multiplications one bit-level of one column costs; default
+        ``m / g`` for the best group size g of the block.
+    """
+    m, d = matrix.shape
+    if m == 0 or d == 0:
+        return np.zeros(d, dtype=np.int64), np.zeros(d, dtype=np.int64)
+    lows = matrix.min(axis=0)
+    widths = shifted_bits(matrix)
+    widest = int(widths.max())
+    if level_cost is None:
+        level_cost = m / best_group(m, d, widest)[0] if widest else 0.0
+    one = _POWMOD_PER_BIT * widest + _INVERSION
+    most = min(m // 8, int(3 * level_cost / one)) if widest else 0
+    if most < 1:
+        return lows, widths
+    # The most+1 smallest and largest values of each column, ascending.
+    part = np.partition(matrix, [most, m - most - 1], axis=0)
+    small = np.sort(part[:most + 1], axis=0)
+    large = np.sort(part[m - most - 1:], axis=0)
+    lows, widths = lows.copy(), widths.copy()
+    for j in range(d):
+        best_cost, full = widths[j] * level_cost, int(widths[j])
+        for width in range(full - 1, 0, -1):
+            # Window starting at the a-th smallest value: a values below, and
+            # those above lo + 2^W - 1 (counted among the largest, if few enough).
+            tops = small[:, j] + ((1 << width) - 1)
+            above = (most + 1) - np.searchsorted(large[:, j], tops, side="right")
+            outside = np.arange(most + 1) + above
+            outside[above > most] = m  # too many above to count here
+            a = int(np.argmin(outside))
+            if outside[a] > most:
+                break
+            cost = width * level_cost + int(outside[a]) * one
+            if cost < best_cost:
+                best_cost, lows[j], widths[j] = cost, small[a, j], width
+    return lows, widths
+
+
+def magnitude_bits(matrix: np.ndarray) -> int:
+    """Bit width of the largest magnitude in the matrix (the per-column method's)."""
+    return int(np.max(np.abs(matrix))).bit_length() if matrix.size else 0
 
 
 def shifted_bits(matrix: np.ndarray) -> np.ndarray:
@@ -316,12 +421,22 @@ def _product(values: Sequence[mpz | None], mod: mpz) -> mpz | None:
     return acc
 
 
-def _apply_offsets(results: list[mpz | None], lows: np.ndarray, ciphertexts: Sequence[int],
+def _apply_beyond(results: list[mpz | None], beyond: np.ndarray, bases: Sequence[mpz],
+                  mod: mpz) -> None:
+    """Multiply column j by ``c_i^(e_ij)`` for each value beyond its window (e != 0)."""
+    rows, cols = np.nonzero(beyond)
+    for i, j, e in zip(rows.tolist(), cols.tolist(), beyond[rows, cols].tolist()):
+        factor = gmpy2.powmod(bases[i], e, mod)  # a negative power inverts
+        old = results[j]
+        results[j] = factor if old is None else old * factor % mod
+
+
+def _apply_offsets(results: list[mpz | None], lows: np.ndarray, bases: Sequence[mpz],
                    mod: mpz) -> None:
     """Multiply column j by ``P^(lo_j)``, ``P = prod_i c_i`` (inverted once if needed)."""
     if not np.any(lows):
         return
-    total = _product([mpz(c) for c in ciphertexts], mod)
+    total = _product(bases, mod)
     assert total is not None
     inverse = gmpy2.invert(total, mod) if np.any(lows < 0) else None
     for j, low in enumerate(lows.tolist()):

@@ -402,17 +402,19 @@ class FastEngine(PaillierEngine):
         m, parts = len(rows), executors.executor_workers(executor)
         if scalars is not None:
             bits = int(column_groups.shifted_bits(scalars).max())
+            magnitude = column_groups.magnitude_bits(scalars)
         else:
             half = n // 2
-            bits = max(abs(k if -half <= k <= half else signed_residue(k, n)).bit_length()
-                       for r in rows for k in r)
+            bits = magnitude = max(
+                abs(k if -half <= k <= half else signed_residue(k, n)).bit_length()
+                for r in rows for k in r)
         # Share the work out by columns (every task sees all rows: bigger groups
         # and multi-exponentiations, but each task makes all the shifted bases or
         # inverses) or by rows (partial products multiplied here), whichever
         # leaves the least work per task. Over a network, by rows only: by
         # columns sends every ciphertext to every worker.
-        by_rows = column_groups.matvec_best_cost(-(-m // parts), d, bits, method)
-        by_cols = column_groups.matvec_best_cost(m, -(-d // parts), bits, method)
+        by_rows = column_groups.matvec_best_cost(-(-m // parts), d, bits, method, magnitude)
+        by_cols = column_groups.matvec_best_cost(m, -(-d // parts), bits, method, magnitude)
         if d >= 2 and by_cols <= by_rows and not executors.is_remote(executor):
             groups = executors.split(range(d), min(parts, d))
             blocks: list[tuple[Any, ...]] = [

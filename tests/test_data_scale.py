@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from federation_checks import federated_params, joined
@@ -64,3 +66,25 @@ def test_parties_adopt_the_coordinators_data_scale_and_match_the_reference(frame
                                atol=1e-9)
     np.testing.assert_allclose(fed.history_["loss"].to_numpy(), coarse.history, rtol=1e-6)
     assert np.max(np.abs(got - np.r_[fine.weights, fine.intercept])) > 1e-5
+
+
+def test_raw_columns_below_a_unit_deviation_are_named_in_a_warning(frames, coordinator):
+    """Standardised columns get 2^data_frac_bits grid steps per deviation; a raw one
+    that gets fewer is named (the integer columns, on the grid, are not)."""
+    from vfl.errors import DataPrecisionWarning
+
+    a_frame, b_frame = frames
+    a_frame = a_frame.copy()
+    a_frame["bmi"] = a_frame["bmi"] / 1000  # deviation ~0.004
+    config = TrainingConfig(epochs=1, learning_rate=1e-5, standardize=False)
+    a = FeatureHolder(a_frame, id_column="patient_id")
+    b = LabelHolder(b_frame, id_column="patient_id", label_column="progression")
+    with pytest.warns(DataPrecisionWarning, match=r"party A1: standardize is off and "
+                                                  r"column\(s\) bmi vary little"):
+        Federation(coordinator, b, a, config=config).fit()
+    a = FeatureHolder(a_frame, id_column="patient_id")
+    b = LabelHolder(b_frame, id_column="patient_id", label_column="progression")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataPrecisionWarning)
+        Federation(Coordinator(key_bits=512, insecure_key=True), b, a,
+                   config=TrainingConfig(epochs=1, learning_rate=0.1)).fit()

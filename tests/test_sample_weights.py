@@ -23,6 +23,7 @@ from parties.vertical.messages import (
 )
 from vfl.cli import main
 from vfl.crypto import EncryptedVector
+from vfl.crypto.encoding import FixedPointCodec
 from vfl.errors import ConfigError, ConfigFileError, InvalidWeightError, MissingColumnError
 from vfl.party_config import load_party_config
 from vfl.training import TrainingConfig, balanced_class_weights, batch_weights
@@ -79,13 +80,24 @@ def test_weighted_lbfgs_reaches_weighted_least_squares(frames):
     config = TrainingConfig(epochs=30, optimizer="lbfgs", gradient_tol=1e-9, tol=1e-14)
     _, (a,), b = fit([a_frame], b_frame, config, label="claims", weight_column="w")
     rows = b_frame.set_index("id").loc[b.aligned_ids_]
-    x = np.column_stack([a_frame.set_index("id").loc[b.aligned_ids_].to_numpy(),
-                         rows[["b0", "b1"]].to_numpy(), np.ones(len(rows))])
+    features = np.column_stack([a_frame.set_index("id").loc[b.aligned_ids_].to_numpy(),
+                                rows[["b0", "b1"]].to_numpy()])
     root = np.sqrt(rows["w"].to_numpy())
-    solution, *_ = np.linalg.lstsq(x * root[:, None], rows["claims"].to_numpy() * root,
-                                   rcond=None)
+
+    def least_squares(columns):
+        x = np.column_stack([columns, np.ones(len(rows))])
+        return np.linalg.lstsq(x * root[:, None], rows["claims"].to_numpy() * root,
+                               rcond=None)[0]
+
+    # The data as the parties train on them: standardised, rounded to the data's
+    # fixed-point grid (vfl.crypto.encoding), back in raw units.
+    mean, scale = features.mean(axis=0), features.std(axis=0)
+    rounded = mean + scale * FixedPointCodec().quantize_data((features - mean) / scale)
     got = np.r_[a.coef_.to_numpy(), b.coef_.to_numpy(), b.intercept_]
-    np.testing.assert_allclose(got, solution, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got, least_squares(rounded), rtol=1e-6, atol=1e-7)
+    # The rounding itself moves the optimum of the unrounded data by little.
+    unrounded = least_squares(features)
+    assert np.max(np.abs(got - unrounded)) / np.max(np.abs(unrounded)) < 1e-4
 
 
 def test_batch_weights_are_a_weighted_mean_and_balanced_counts_training_rows():

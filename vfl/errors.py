@@ -130,6 +130,12 @@ class InsecureSeedWarning(UserWarning):
     anyone who guesses it. For tests and reproducible examples only."""
 
 
+class DataPrecisionWarning(UserWarning):
+    """Raw (unstandardised) columns vary on a scale close to the data's fixed-point
+    grid: rounding them to it loses more of their detail than a standardised
+    column loses."""
+
+
 class TrainingDivergedError(VFLError, ArithmeticError):
     """Training moved away from a solution (loss growing without bound, scores out
     of range); nothing is saved as if the model were fine."""

@@ -31,6 +31,7 @@ from vfl.errors import (
     BatchTooSmallError,
     ConfigError,
     ConfigMismatchError,
+    DataPrecisionWarning,
     EncodingOverflowError,
     InsecureSeedWarning,
     MalformedMessageError,
@@ -271,6 +272,8 @@ class DataParty(Role[S]):
         self._scales.check_capacity(codec, self.engine.n, max(len(train), len(validation)),
                                     party=self.name)
         scaler = Standardizer.fit(aligned.take(train), config.standardize)
+        if not config.standardize:
+            self._warn_coarse_columns(aligned.take(train), codec)
         # Every party trains on the data rounded to the data's fixed-point grid, as the
         # centralised reference does (vfl.crypto.encoding): scores and gradients alike.
         x = codec.quantize_data(scaler.transform(aligned.features))
@@ -287,6 +290,25 @@ class DataParty(Role[S]):
         # during the previous epoch's waits, so the first then costs what they do.
         self.engine.warm_up(self._first_epoch_powers(len(train) + len(validation)))
         return self._rows
+
+    def _warn_coarse_columns(self, table: PartyTable, codec: FixedPointCodec) -> None:
+        """Warn about raw columns the data grid rounds more coarsely than a
+        standardised one: by more than ``2**-(data_frac_bits + 1)`` of their standard
+        deviation (values already on the grid, such as integers, lose nothing)."""
+        x = table.features
+        if not len(x):
+            return
+        error = np.max(np.abs(codec.quantize_data(x) - x), axis=0)
+        bound = 2.0 ** -(codec.data_frac_bits + 1)
+        coarse = [name for name, e, std in zip(table.feature_names, error, x.std(axis=0))
+                  if e > bound * std]
+        if coarse:
+            warnings.warn(
+                f"party {self.name}: standardize is off and column(s) {', '.join(coarse)} "
+                f"vary little against the data's grid: training rounds every value to a "
+                f"multiple of 2^-{codec.data_frac_bits} (the centralized reference too), "
+                "which costs them detail: turn standardize on, or rescale them",
+                DataPrecisionWarning, stacklevel=2)
 
     def _first_epoch_powers(self, rows: int) -> int:
         """The encryptions and re-randomisations this party makes in one epoch over

@@ -17,8 +17,8 @@ and what this engine does about it:
 * **[[X^T d]]** shares the m ciphertexts between all columns: shifted bases
   ``[[d_i]]^(2^k)`` made once, then one multiplication per base serves a
   group of 12 to 14 columns through their bit patterns
-  (:mod:`vfl.crypto.column_groups`): ~2 multiplications per product at
-  the data's 22-bit scalars, instead of ~6 for per-column buckets at 44
+  (:mod:`vfl.crypto.column_groups`): ~1.3-1.5 multiplications per product at
+  the data's ~15-bit scalars, instead of ~6 for per-column buckets at 44
   bits; narrow blocks (one column, a dot product) take a bucket
   multi-exponentiation per column (:mod:`vfl.crypto.multiexp`).
 * **Decryption** uses the CRT: two half-size exponentiations mod p^2, q^2.

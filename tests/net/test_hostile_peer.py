@@ -479,6 +479,25 @@ def test_a_stream_cut_short_by_a_peer_that_stopped_reads_as_stopped(federation, 
         eps["A1"].receive("B", EcdhPoints)
 
 
+def test_a_survivor_that_found_a_peer_stopped_tells_the_others_which(federation):
+    """B's process stops; A1 finds it and stops too. C, told by A1, names B: not A1,
+    whose port it might otherwise find closed first. A notice C was told of is not
+    passed on again."""
+    eps = federation(("A1", "B", "C"))
+    eps["B"].close(grace=0)
+    eps["A1"].peer_stopped("B", "its address refuses connections")
+    with pytest.raises(PeerAbortedError) as stopped:
+        eps["A1"].receive("B", EpochStart)
+    eps["A1"].pass_on_stopped_peer()
+    eps["A1"].close(grace=0)
+    with pytest.raises(PeerAbortedError, match=r"party C: A1 stopped: B stopped: its address "
+                                               r"refuses connections"):
+        eps["C"].receive("A1", EpochStart)
+    assert "B stopped" in str(stopped.value)
+    eps["C"].pass_on_stopped_peer()  # told, not found: nothing to pass on
+    assert not eps["C"]._aborted
+
+
 def test_a_cancelled_stream_of_a_live_peer_is_no_error(federation, certs):
     eps = federation(("A1", "B"))
     release = threading.Event()

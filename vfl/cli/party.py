@@ -220,6 +220,9 @@ def run_party(config, *, quiet: bool = False, capture=None, force: bool = False)
         # already stopped.
         if watch.gone is None and not isinstance(exc, PeerAbortedError):
             endpoint.abort(f"{type(exc).__name__}: {exc}")
+        else:
+            # Except that a survivor noticing late could name this party instead.
+            endpoint.pass_on_stopped_peer()
         raise
     finally:
         endpoint.close()

@@ -28,7 +28,9 @@ gaps, sessions, steps and epochs are checked by :meth:`Endpoint.receive`; an
 abort reaches every peer; every wait has a bound. A peer whose process has
 stopped (its port refuses connections) is named as stopped, by the next
 receive and by a send being retried, within seconds: a stream cut off by a
-dying sender is not a damaged message.
+dying sender is not a damaged message. A party that found a peer stopped
+tells the other peers as it stops itself, so that every survivor names the
+party that died, not the one that noticed first and left.
 
 Peers that may leave (:meth:`GrpcEndpoint.allow_leaving`) may also come
 back: every call names the calling process (a random *incarnation* per
@@ -116,6 +118,8 @@ _ABORT_STEP = "Abort"  # step of the envelope carrying an abort notice
 _INCARNATION = "vfl-incarnation"
 _RECIPIENT_INCARNATION = "vfl-recipient-incarnation"
 _MAX_REASON_CHARS = 4000  # of an abort notice's reason
+#: Seconds a party that found a peer stopped spends telling the others.
+_FORWARD_WAIT_S = 3.0
 _FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.05, 2.0
 #: A peer that was reached before and has refused connections for this many
 #: seconds (three probes at least) while a send to it is retried has stopped.
@@ -355,6 +359,8 @@ class GrpcEndpoint(Endpoint):
         self._returning: dict[str, tuple[str, queue.Queue[_Item]]] = {}
         #: Guards the two above, the links of peers that may leave and their leaving.
         self._links = threading.Condition()
+        #: Peers this party itself found stopped (not told of by another party).
+        self._found_stopped: set[str] = set()
         #: The first abort notice or stopped peer: every send being retried stops.
         self._stopping: _Abort | None = None
         self._stopping_lock = threading.Lock()
@@ -422,8 +428,24 @@ class GrpcEndpoint(Endpoint):
         try:
             if exc is not None and not self._aborted and not isinstance(exc, PeerAbortedError):
                 self.abort(f"{type(exc).__name__}: {exc}")
+            elif isinstance(exc, PeerAbortedError):
+                self.pass_on_stopped_peer()
         finally:
             self.close()
+
+    def pass_on_stopped_peer(self) -> None:
+        """If this party stops because it found a peer's process stopped, tell the
+        other peers (briefly, never the stopped one).
+
+        Each survivor would notice the stopped peer by itself, but one that
+        notices late may first find this party gone, and then names the wrong
+        party; told by this one, it names the one that died. A notice this
+        party was told of is not passed on.
+        """
+        notice = self._stopping
+        if notice is not None and notice.party in self._found_stopped and not self._aborted:
+            self._broadcast_abort(_Abort(self.name, f"{notice.party} stopped: {notice.reason}"),
+                                  wait=_FORWARD_WAIT_S, skip=notice.party)
 
     def abort(self, reason: str, *, wait: float | None = None) -> None:
         """Tell every peer that this party stopped, so none waits in vain.
@@ -447,6 +469,8 @@ class GrpcEndpoint(Endpoint):
         :class:`~vfl.errors.PeerAbortedError` naming `peer`, as after its own
         abort notice, and a send being retried to any peer stops with it.
         """
+        if peer not in self._may_leave:
+            self._found_stopped.add(peer)
         self._notice(_Abort(peer, reason))
 
     def allow_leaving(self, peers: Iterable[str]) -> None:
@@ -606,13 +630,16 @@ class GrpcEndpoint(Endpoint):
             link.chunks_sent += -(-len(frame) // self.chunk_bytes)
             link.send_seconds += time.perf_counter() - started
 
-    def _broadcast_abort(self, abort: _Abort, *, wait: float | None = None) -> None:
+    def _broadcast_abort(self, abort: _Abort, *, wait: float | None = None,
+                         skip: str | None = None) -> None:
         self._aborted = True
         if self._closed:
             return
         timeout = min(self.timeout, ABORT_TIMEOUT_S) if wait is None else wait
         pending = []
         for peer in self.peers:
+            if peer == skip:
+                continue
             notice = Envelope(self.session, self.name, peer, -1, 0, 0, _ABORT_STEP,
                               abort.reason[:_MAX_REASON_CHARS])
             frame = encode_envelope(notice, self._registry)

@@ -240,16 +240,22 @@ def _assert_same_run(folder, expected: FederatedAveraging, history: list[dict]) 
         [(h["participants"], h["dropped"]) for h in expected.history_]
 
 
-@pytest.mark.slow
-def test_a_killed_client_started_again_rejoins_and_the_run_equals_the_in_process_one(
-        tmp_path, data, certs):
+def _run_and_kill_c2(tmp_path, data, certs):
+    """Every party as a process; C2 killed after S's second checkpoint, once S saw it go."""
     configs = write_configs(tmp_path, data, certs, CONFIG, timeout=TIMEOUT,
                             connect_timeout=TIMEOUT, round_timeout=TIMEOUT)
     running = start(configs, names=NAMES)
-    server = running["S"]
     wait_for_checkpoint(tmp_path, "S", 2, running)
     kill9(running["C2"])
-    _wait_for_text(server, ("C2 left", "C2 stopped"))
+    _wait_for_text(running["S"], ("C2 left", "C2 stopped"))
+    return configs, running
+
+
+@pytest.mark.slow
+def test_a_killed_client_started_again_rejoins_and_the_run_equals_the_in_process_one(
+        tmp_path, data, certs):
+    configs, running = _run_and_kill_c2(tmp_path, data, certs)
+    server = running["S"]
     # C1 is held while C2 starts again (seconds): S waits for C1's update, so rounds
     # remain for C2 to rejoin (they take no time at all on loopback).
     held = running["C1"].process.pid
@@ -282,13 +288,8 @@ def test_a_killed_client_started_again_rejoins_and_the_run_equals_the_in_process
 @pytest.mark.slow
 def test_a_run_resumes_although_a_client_had_departed_when_the_server_died(
         tmp_path, data, certs):
-    configs = write_configs(tmp_path, data, certs, CONFIG, timeout=TIMEOUT,
-                            connect_timeout=TIMEOUT, round_timeout=TIMEOUT)
-    running = start(configs, names=NAMES)
+    configs, running = _run_and_kill_c2(tmp_path, data, certs)
     server = running["S"]
-    wait_for_checkpoint(tmp_path, "S", 2, running)
-    kill9(running["C2"])
-    _wait_for_text(server, ("C2 left", "C2 stopped"))
     alive = {n: r for n, r in running.items() if n != "C2"}
     # S checkpoints a round with C2 departed, then dies.
     wait_for_checkpoint(tmp_path, "S", max(checkpoint_epochs(tmp_path, "S")) + 1, alive)

@@ -80,6 +80,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from parties.horizontal.update import TALLY_VALUE_BITS, UpdateLayout
 from vfl.crypto import EncryptedVector, draw_masks, generate_keypair, get_backend, unmask
 from vfl.crypto.packing import PackingLayout
 
@@ -88,10 +89,14 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def measure(engine, decryptor, layout: PackingLayout, params: int, clients: int,
-            sample: int | None, rng: np.random.Generator, *,
+def measure(engine, decryptor, layout: PackingLayout | UpdateLayout, params: int,
+            clients: int, sample: int | None, rng: np.random.Generator, *,
             warm: bool = False) -> dict[str, float]:
     """One round in one mode; times scaled by count/sample when sampling.
+
+    `layout`: the protocol's (the update packed, its loss and row count in a
+    ciphertext of their own; its ``parameters`` are replaced by `params`), or
+    one slot per plaintext for every value.
 
     `warm`: each client's and S's encryptions of zero are made (untimed) before
     its timed step, as a party's background pool makes them while it waits
@@ -104,9 +109,27 @@ def measure(engine, decryptor, layout: PackingLayout, params: int, clients: int,
     updates = [rng.normal(scale=0.01, size=use) * 500 for _ in range(clients)]
     for u in updates:
         u[-1] = 500.0  # the row count slot, say
+    if isinstance(layout, UpdateLayout):
+        protocol = UpdateLayout(layout.values, layout.tally, use - 2)
+        frac_bits, ciphertexts = layout.values.frac_bits, protocol.plaintexts
+
+        def pack(u: np.ndarray) -> list[int]:
+            return protocol.pack(u[:-2], u[-2], u[-1])
+
+        def unpack(plain: list[int]) -> np.ndarray:
+            update, loss, rows = protocol.unpack(plain, summands=clients)
+            return np.concatenate([update, [loss, rows]])
+    else:
+        single, frac_bits, ciphertexts = layout, layout.frac_bits, layout.plaintexts_for(count)
+
+        def pack(u: np.ndarray) -> list[int]:
+            return single.pack(u)
+
+        def unpack(plain: list[int]) -> np.ndarray:
+            return single.unpack(plain, use, summands=clients)
     client_seconds, vectors = [], []
     for u in updates:
-        plaintexts = layout.pack(u)
+        plaintexts = pack(u)
         if warm:
             engine.warm_up(len(plaintexts))
         start = time.perf_counter()
@@ -125,11 +148,10 @@ def measure(engine, decryptor, layout: PackingLayout, params: int, clients: int,
     plain = decryptor.decrypt(masked)
     c_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    sums = layout.unpack(unmask(plain, masks, engine.n), use, summands=clients)
+    sums = unpack(unmask(plain, masks, engine.n))
     unpack_seconds = time.perf_counter() - start
-    expected = np.sum([np.rint(np.ldexp(u, layout.frac_bits)) for u in updates], axis=0)
-    assert np.array_equal(np.ldexp(sums, layout.frac_bits), expected), "wrong sum"
-    ciphertexts = layout.plaintexts_for(count)
+    expected = np.sum([np.rint(np.ldexp(u, frac_bits)) for u in updates], axis=0)
+    assert np.array_equal(np.ldexp(sums, frac_bits), expected), "wrong sum"
     client = float(np.mean(client_seconds)) * scale
     return {"ciphertexts": ciphertexts,
             "bytes": ciphertexts * EncryptedVector.byte_width(engine.public_key),
@@ -391,12 +413,20 @@ def rounds_section(args: argparse.Namespace) -> None:
     engine = engine_class(public, engine_class.public_params_for(private))
     decryptor = decryptor_class(private)
     rng = np.random.default_rng(args.seed)
-    packed = PackingLayout.for_modulus(public.n, frac_bits=args.frac_bits,
-                                       value_bits=args.value_bits, max_summands=args.clients)
-    single = PackingLayout(args.frac_bits, args.value_bits, args.clients, packed.slot_bits)
-    print(f"# {args.key_bits}-bit key, {args.backend} engine, K = {args.clients}, slot "
-          f"{packed.slot_bits} bits, {packed.slots_per_plaintext} values per ciphertext; "
-          f"{os.cpu_count()} CPUs, load average at start {_load()}")
+    def slots(value_bits: int) -> PackingLayout:
+        return PackingLayout.for_modulus(public.n, frac_bits=args.frac_bits,
+                                         value_bits=value_bits, max_summands=args.clients)
+
+    values = slots(args.value_bits)
+    packed = UpdateLayout(values, slots(TALLY_VALUE_BITS), 0)
+    # One value per plaintext, every slot as wide as the widest the protocol uses.
+    widest = max(values.slot_bits, packed.tally.slot_bits)
+    single = PackingLayout(args.frac_bits, max(args.value_bits, TALLY_VALUE_BITS),
+                           args.clients, widest)
+    print(f"# {args.key_bits}-bit key, {args.backend} engine, K = {args.clients}, update slot "
+          f"{values.slot_bits} bits, {values.slots_per_plaintext} values per ciphertext (the "
+          f"loss and row count in one more); {os.cpu_count()} CPUs, load average at start "
+          f"{_load()}")
     ours: dict[tuple[int, str], dict[str, Any]] = {}
     try:
         measure(engine, decryptor, packed, 200, 2, None, rng)  # warm the pools up

@@ -36,6 +36,7 @@ from parties.horizontal.messages import (
 from parties.horizontal.models import CLASS_MODELS, Architecture, local_update, targets
 from parties.horizontal.server import statistics_layout
 from parties.horizontal.state import ClientState
+from parties.horizontal.update import UpdateLayout
 from vfl.crypto.packing import PackingLayout
 from vfl.errors import ConfigMismatchError, InvalidLabelError, MalformedMessageError
 from vfl.protocol.channel import Endpoint
@@ -108,7 +109,7 @@ class Client(Role[ClientState]):
         self.weights_: np.ndarray | None = None
         self._plan: HorizontalPlan | None = None
         self._target = np.zeros((0, 1))
-        self._layout: PackingLayout | None = None
+        self._layout: UpdateLayout | None = None
         self._round: RoundStart | None = None
         #: S's message after a round this client answered late (see miss_rounds).
         self._ahead: RoundStart | FinalModel | None = None
@@ -194,14 +195,12 @@ class Client(Role[ClientState]):
         self._target = targets(self.config.model, self.labels, plan.classes)
         self.architecture = Architecture(self.config.model, len(self.feature_names),
                                          self._target.shape[1], self.config.hidden_units)
-        self._layout = PackingLayout.for_modulus(
-            self.engine.n, frac_bits=self.config.frac_bits, value_bits=self.config.value_bits,
-            max_summands=len(plan.clients))
+        self._layout = UpdateLayout.for_run(self.engine.n, self.config, len(plan.clients),
+                                            self.architecture.parameters)
         # One packed update per round: its encryptions of zero are made while the
         # client waits for the round's model, not after its local training.
-        update = self._layout.plaintexts_for(self.architecture.parameters + 2)
-        self.engine.plan(update * self.config.rounds)
-        self.engine.expect(update)
+        self.engine.plan(self._layout.plaintexts * self.config.rounds)
+        self.engine.expect(self._layout.plaintexts)
         if plan.first_round < 1:
             raise MalformedMessageError(f"{self.server} sent a plan whose first round is "
                                         f"{plan.first_round}", party=self.name)
@@ -245,8 +244,7 @@ class Client(Role[ClientState]):
         delta = local_update(model, weights, self.features, self._target, self.config.local,
                              client_rng(self.config.seed, epoch, index))
         after = model.loss(weights + delta, self.features, self._target)
-        values = np.concatenate([rows * delta, [rows * before, rows]])
-        packed = self._layout.pack(values, what="update", party=self.name)
+        packed = self._layout.pack(rows * delta, rows * before, rows, party=self.name)
         update = EncryptedUpdate(self.engine.encrypt(packed))
         if epoch in self.miss_rounds:
             # Late: only once S has closed the round (its next message is here).

@@ -61,7 +61,9 @@ class HorizontalConfig:
         The MLP's hidden units (ignored by the other models).
     frac_bits, value_bits : int
         Fixed-point slot of an update value: multiples of ``2**-frac_bits``,
-        ``|x| < 2**value_bits`` (x being a row-count-weighted update, loss or count).
+        ``|x| < 2**value_bits`` (x being a value of the row-count-weighted update;
+        the row-weighted loss and the row count have slots of their own,
+        :mod:`parties.horizontal.update`).
     """
 
     model: str = "linear"
@@ -118,8 +120,8 @@ class HorizontalConfig:
             need(math.isfinite(value) and value > 0, f"{name} must be > 0, got {value}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
         need(math.isfinite(self.mu) and self.mu >= 0, f"mu must be >= 0, got {self.mu}")
-        need(self.frac_bits >= 8 and self.value_bits >= 8,
-             "frac_bits and value_bits must each be at least 8")
+        need(self.frac_bits >= 8, f"frac_bits must be at least 8, got {self.frac_bits}")
+        need(self.value_bits >= 1, f"value_bits must be at least 1, got {self.value_bits}")
         if self.algorithm == "fedsgd":
             need(self.local_epochs == 1 and self.batch_size is None,
                  "fedsgd takes one full-batch gradient step per round: use local_epochs=1 "

@@ -40,6 +40,7 @@ from parties.horizontal.messages import (
 from parties.horizontal.models import CLASS_MODELS, Architecture
 from parties.horizontal.rejoin import readmitting
 from parties.horizontal.state import RoundRecord, ServerState
+from parties.horizontal.update import UpdateLayout
 from vfl.crypto import EncryptedVector, draw_masks, unmask
 from vfl.crypto.packing import PackingLayout
 from vfl.errors import (
@@ -112,7 +113,7 @@ class Server(Role[ServerState]):
         self.scales_ = np.ones(len(self.features))
         self.total_rows_: int | None = None
         self.weights_: np.ndarray | None = None
-        self._layout: PackingLayout | None = None
+        self._layout: UpdateLayout | None = None
         self._plan: HorizontalPlan | None = None
         self._selected: list[str] = []
         #: Rounds whose update each late client still owes (it missed their
@@ -144,13 +145,11 @@ class Server(Role[ServerState]):
     def open(self, endpoint: Endpoint) -> None:
         """C's public key; every client says it is here and is told the run starts."""
         self.receive_key(endpoint, self.key_holder)
-        self._layout = PackingLayout.for_modulus(
-            self.engine.n, frac_bits=self.config.frac_bits,
-            value_bits=self.config.value_bits, max_summands=len(self.clients))
+        self._layout = UpdateLayout.for_run(self.engine.n, self.config, len(self.clients),
+                                            self.parameters)
         # Each round S re-randomises one masked sum: made while the clients train.
-        aggregate = self._layout.plaintexts_for(self.parameters + 2)
-        self.engine.plan(aggregate * self.config.rounds)
-        self.engine.expect(aggregate)
+        self.engine.plan(self._layout.plaintexts * self.config.rounds)
+        self.engine.expect(self._layout.plaintexts)
         for name in self.clients:
             endpoint.receive(name, Join)
             endpoint.send(name, Admission(rejoin=False))
@@ -234,7 +233,6 @@ class Server(Role[ServerState]):
     def batch_step(self, endpoint: Endpoint, epoch: int, batch: int) -> None:
         """Add the updates that arrive, mask, have C decrypt, unmask, update ``W``."""
         state, layout = self.current, self._packing
-        count = self.parameters + 2
         arrived: list[str] = []
         vectors: list[EncryptedVector] = []
         deadline = time.monotonic() + self.round_timeout
@@ -244,7 +242,7 @@ class Server(Role[ServerState]):
             message = self._receive_in_time(endpoint, name, epoch, deadline)
             if message is None:
                 continue
-            expect_length(message.values, layout.plaintexts_for(count), sender=name,
+            expect_length(message.values, layout.plaintexts, sender=name,
                           message="EncryptedUpdate", what="ciphertexts", party=self.name)
             arrived.append(name)
             vectors.append(message.values)
@@ -254,14 +252,16 @@ class Server(Role[ServerState]):
             self._decrypt(endpoint, EncryptedVector(self.engine.public_key, ()), epoch, batch)
             state.history.append(RoundRecord(epoch, None, arrived, dropped, 0))
             return
-        sums = self._sum(endpoint, vectors, layout, count, epoch=epoch, batch=batch)
-        rows = round(float(sums[-1]))
+        update, loss_sum, row_sum = layout.unpack(
+            self._masked_sum(endpoint, vectors, epoch=epoch, batch=batch),
+            summands=len(vectors), party=self.name)
+        rows = round(row_sum)
         if rows < len(arrived):  # every client holds a row: a smaller sum is a forged count
             raise ProtocolError(
                 f"the row counts of {', '.join(arrived)} sum to {rows}; a client sent a "
                 "forged count", party=self.name)
-        mean_update = sums[:-2] / rows
-        loss = float(sums[-2] / rows)
+        mean_update = update / rows
+        loss = loss_sum / rows
         self._apply(mean_update)
         state.history.append(RoundRecord(epoch, loss, arrived, dropped, rows))
 
@@ -301,7 +301,7 @@ class Server(Role[ServerState]):
     # --- tools --------------------------------------------------------------------------
 
     @property
-    def _packing(self) -> PackingLayout:
+    def _packing(self) -> UpdateLayout:
         if self._layout is None:
             raise ProtocolError("no public key yet: the key step comes first", party=self.name)
         return self._layout
@@ -427,16 +427,21 @@ class Server(Role[ServerState]):
 
     def _sum(self, endpoint: Endpoint, vectors: Sequence[EncryptedVector],
              layout: PackingLayout, count: int, *, epoch: int, batch: int) -> np.ndarray:
-        """[[sum]] -> [[sum + R]] to C -> sum + R -> sum, unpacked for len(vectors) summands."""
+        """The sum of `count` values, unpacked for len(vectors) summands."""
+        plain = self._masked_sum(endpoint, vectors, epoch=epoch, batch=batch)
+        return layout.unpack(plain, count, summands=len(vectors), what="aggregate",
+                             party=self.name)
+
+    def _masked_sum(self, endpoint: Endpoint, vectors: Sequence[EncryptedVector], *,
+                    epoch: int, batch: int) -> list[int]:
+        """[[sum]] -> [[sum + R]] to C -> sum + R -> the plaintexts of the sum."""
         engine = self.engine
         total = vectors[0]
         for vector in vectors[1:]:
             total = engine.add(total, vector)
         masks = draw_masks(engine.n, len(total))
         masked = engine.rerandomize(engine.add_plain(total, masks))
-        plain = unmask(self._decrypt(endpoint, masked, epoch, batch), masks, engine.n)
-        return layout.unpack(plain, count, summands=len(vectors), what="aggregate",
-                             party=self.name)
+        return unmask(self._decrypt(endpoint, masked, epoch, batch), masks, engine.n)
 
     def _decrypt(self, endpoint: Endpoint, masked: EncryptedVector, epoch: int,
                  batch: int) -> tuple[int, ...]:

@@ -169,8 +169,9 @@ def test_transcript_ciphertexts_to_s_masked_values_to_c_no_counts_in_clear() -> 
     n = federation.key_holder_.public_key_.n
     seen = [v for values in federation.key_holder_.decrypted_ for v in values]
     assert len(seen) >= 2 + 3  # two statistics sums and at least one per round
-    server_layout = federation.server_._packing
-    used_bits = server_layout.slot_bits * server_layout.slots_per_plaintext
+    server_layout = federation.server_._packing  # the update's slots, then the tally's
+    used_bits = max(layout.slot_bits * layout.slots_per_plaintext
+                    for layout in (server_layout.values, server_layout.tally))
     assert all(v.bit_length() > used_bits for v in seen)  # P(false alarm) < 2**-40 each
     assert len(set(seen)) == len(seen)
     assert min(seen) > n >> 48 and max(seen) < n
@@ -315,3 +316,20 @@ def test_mlp_fedsgd_equals_central_gradient_descent_and_fedavg_a_numpy_simulatio
     _, proba = net.forward(w_avg, union_x)
     np.testing.assert_allclose(fedavg_fit.predict_proba(union), proba, rtol=1e-6, atol=1e-9)
     assert [layer.shape for layer in fedavg_fit.layers_] == [(4, 5), (6, 3)]
+
+
+def test_value_bits_bound_the_update_only_the_tally_has_its_own_slots() -> None:
+    """Rows 37-61 (a count needs 6 integer bits), updates below 2^4: value_bits=4 is
+    enough, because the loss and row count travel in slots of their own; the model
+    equals the default precision's to the resolution both share."""
+    frames = _data("linear")
+    options = dict(model="linear", rounds=2, local_epochs=1, batch_size=10,
+                   learning_rate=0.001, frac_bits=32, **KEY)
+    narrow = FederatedAveraging(value_bits=4, **options).fit(_clients(frames))
+    wide = FederatedAveraging(**options).fit(_clients(frames))
+    np.testing.assert_allclose(narrow.coef_, wide.coef_, rtol=0, atol=1e-8)
+    assert [h["rows"] for h in narrow.history_] == [sum(ROWS)] * 2
+    layout = narrow.federation_.server_._packing
+    assert layout.values.value_bits == 4 and layout.tally.value_bits == 64
+    # Narrow slots: the update's values pack more than twice as densely as the tally's.
+    assert layout.values.slots_per_plaintext > 2 * layout.tally.slots_per_plaintext

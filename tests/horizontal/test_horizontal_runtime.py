@@ -138,7 +138,8 @@ def test_a_client_sending_the_wrong_number_of_ciphertexts_is_named(monkeypatch) 
 
     monkeypatch.setattr(Client, "batch_step", tampered)
     with pytest.raises(MalformedMessageError,
-                       match=r"party S: C2 sent EncryptedUpdate with 2 ciphertexts"):
+                       match=r"party S: C2 sent EncryptedUpdate with 4 ciphertexts, the "
+                             r"protocol expects 2"):
         FederatedAveraging(model="logistic", rounds=1, **KEY).fit(_clients(_frames()))
 
 
@@ -147,7 +148,7 @@ def test_a_forged_row_count_stops_the_round(monkeypatch) -> None:
 
     def forged(self, values, *, what="value", party=None):
         values = np.array(values, dtype=float)
-        if party == "C3" and what == "update":
+        if party == "C3" and what == "loss and row count":
             values[-1] = -1000.0  # its count slot
         return original(self, values, what=what, party=party)
 

@@ -75,9 +75,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="fixed-point precision of a packed update value: multiples of "
                             "2^-FRAC_BITS (fewer bits: more values per ciphertext, fewer bytes)")
     group.add_argument("--value-bits", type=int, default=defaults.value_bits,
-                       help="integer bits of a packed value: each client's row-weighted update, "
-                            "loss and row count must stay below 2^VALUE_BITS (else the run "
-                            "stops before packing, naming the client)")
+                       help="integer bits of a packed update value: each client's row-weighted "
+                            "update must stay below 2^VALUE_BITS (else the run stops before "
+                            "packing, naming the client); its loss and row count travel in "
+                            "wider slots of their own")
     group.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm,
                        help="fedsgd: one full-batch gradient step per round; fedavg: "
                             "--local-epochs of local steps; fedprox: fedavg with a proximal "

@@ -34,7 +34,10 @@ from vfl.errors import ClusterError, ClusterUnreachableError, ConfigError
 __all__ = ["DaskExecutor"]
 
 #: Dask's loggers that write to stderr by themselves (distributed's defaults).
-_DASK_LOGGERS = ("distributed", "distributed.client")
+#: Where Dask's client reports a lost scheduler: its own loggers, and tornado's and
+#: asyncio's for its connections' failed reads (tracebacks, some when a task is
+#: garbage-collected after the executor closed).
+_DASK_LOGGERS = ("distributed", "distributed.client", "tornado", "asyncio")
 
 
 class DaskExecutor(ClusterExecutor):
@@ -147,6 +150,7 @@ class DaskExecutor(ClusterExecutor):
     def _close_cluster(self) -> None:
         # The workers stay up for other runs; the tables (hundreds of MB each) do not.
         # Without a scheduler there is no one to ask (and run() would wait for one).
+        lost = self._client.status != "running"
         with contextlib.suppress(Exception):
             self._check_connected()
             self._client.run(drop_caches, on_error="ignore")
@@ -155,7 +159,10 @@ class DaskExecutor(ClusterExecutor):
             self._client.close(timeout=10)
         except Exception:  # noqa: BLE001 - closing a lost connection
             pass
-        self._restore_logging()
+        if not lost:
+            # After a lost scheduler, the client's abandoned reads still report it as
+            # tracebacks later on: the loggers stay quiet (ClusterError said it).
+            self._restore_logging()
 
     def _restore_logging(self) -> None:
         for name, level in self._log_levels.items():

@@ -53,6 +53,31 @@ def test_engines_of_one_key_share_one_table_that_grows_with_the_work(key, pool) 
         detach_all()
 
 
+def test_settle_finishes_a_growing_table_while_the_workers_are_busy(key, pool) -> None:
+    """A larger table grows only while no party waits on the workers; a party about
+    to make its first epoch's powers settles it first, busy workers or not."""
+    from vfl.crypto import executors
+
+    n, h_s = key
+    r_bits = randomness_bits(n)
+    table = key_tables.acquire(n, h_s, r_bits)
+    try:
+        small = table.source(pool).layout.window
+        with executors.foreground():  # a party is waiting: background growth holds back
+            table.plan(200_000, pool)
+            time.sleep(1.0)
+            assert table.source(pool).layout.window == small
+            table.settle(pool, timeout=60)
+            grown = table.source(pool).layout
+        assert grown.window > small
+        exponents = [secrets.randbits(r_bits) for _ in range(3)]
+        assert pows(grown, exponents) == [gmpy2.powmod(h_s, e, n * n) for e in exponents]
+        table.settle(pool, timeout=1)  # nothing being grown: returns at once
+    finally:
+        key_tables.release(table)
+        detach_all()
+
+
 def test_the_last_release_unlinks_every_segment(key, pool) -> None:
     n, h_s = key
     table = key_tables.acquire(n, h_s, randomness_bits(n))

@@ -328,8 +328,13 @@ class FastEngine(PaillierEngine):
         (blocking; those the background refill already made count).
 
         For a party that knows how many encryptions or re-randomisations it
-        is about to do; the background refill does the same unasked.
+        is about to do; the background refill does the same unasked. A larger
+        table the run's plan called for is finished first, so that these
+        powers are made with it (:meth:`KeyTable.settle
+        <vfl.crypto.key_tables.KeyTable.settle>`).
         """
+        if self._table is not None:
+            self._table.settle(self._executor)
         self.pool.fill(min(count, self.pool.max_capacity))
 
     def expect(self, count: int) -> None:

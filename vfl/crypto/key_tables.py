@@ -69,6 +69,8 @@ class KeyTable:
         self._failure: BaseException | None = None
         self._users = 0
         self._closed = False
+        #: Set by settle(): the table being grown is filled without waiting for idle workers.
+        self._urgent = threading.Event()
 
     # --- what the engine asks ------------------------------------------------------------
 
@@ -109,6 +111,28 @@ class KeyTable:
         if self._remote_sizer is not None:
             self._remote_sizer.served(count)
         self.prepare(executor)
+
+    def settle(self, executor: Executor | None, timeout: float | None = None) -> None:
+        """Finish the table being grown now, on all workers, before many powers are made.
+
+        A larger table is normally filled only while the workers are idle; a
+        party about to make many powers at once (its first epoch's, made ahead)
+        would make them all with the smaller one. The sizer chose the larger
+        table because it pays for itself twice over, so finishing it first
+        costs less than it saves. Returns when no table is being filled (or
+        after `timeout` seconds).
+        """
+        if executor is None or executors.is_remote(executor):
+            return
+        with self._lock:
+            self._start_fill(executor)
+            if self._filling is None:
+                return
+            self._urgent.set()
+            try:
+                self._ready.wait_for(lambda: self._filling is None or self._closed, timeout)
+            finally:
+                self._urgent.clear()
 
     @property
     def has_table(self) -> bool:
@@ -178,7 +202,7 @@ class KeyTable:
         workers = executors.executor_workers(executor)
         try:
             for start in range(0, len(parts), workers):
-                while not executors.wait_until_idle(timeout=0.5):
+                while not (self._urgent.is_set() or executors.wait_until_idle(timeout=0.5)):
                     if self._closed:
                         return
                 if self._closed:

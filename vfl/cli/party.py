@@ -104,8 +104,9 @@ Start the parties in any order; each waits for the others (up to
 connect_timeout). If a party dies, the others stop within `timeout` with an
 error naming it; start all of them again with the same files and training
 resumes. A horizontal client is the exception (without [audit]): the run goes
-on without it, and started again alone with the same file it rejoins from the
-next round. Examples: examples/three-parties. Details: docs/network.md.
+on without it, and started again alone with the same file it is readmitted at
+the next round and takes part from the one after. Examples:
+examples/three-parties. Details: docs/network.md.
 """
 
 

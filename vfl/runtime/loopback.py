@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,43 +118,44 @@ def write_loopback_configs(folder: str | os.PathLike[str], *, run_id: str,
                     **{name: value for name, value in given.items() if value is not None})
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    b_name, b_file = label_holder
-    names = [coordinator, b_name, *(name for name, _ in feature_holders)]
     seeds = dict(seeds or {})
     written = {}
-    for name in names:
-        role = ("coordinator" if name == coordinator else
-                "label_holder" if name == b_name else "feature_holder")
-        talks_to = ({b_name, coordinator} if role == "feature_holder"
-                    else set(names) - {name})
+    for name, role, talks_to, data in _vertical_parties(coordinator, label_holder,
+                                                        feature_holders):
         settings = run_settings_toml(run, role=role)
-        document: dict[str, Any] = {
-            "role": role, "name": name, "run_id": run_id,
-            "listen": f"127.0.0.1:{ports[name]}",
-            "output": str(folder / "output" / name),
-            **settings.pop(None, {}),
-            "seed": seeds.get(name) if role != "coordinator" else None,
-            "peers": {p: f"127.0.0.1:{ports[p]}" for p in names if p in talks_to},
-        }
-        if certs is not None:
-            document["tls"] = {"dir": str(Path(certs).resolve())}
-        if role != "coordinator":
-            file = b_file if role == "label_holder" else dict(feature_holders)[name]
-            document["data"] = {"file": str(Path(file).resolve()), "id_column": id_column,
+        top = settings.pop(None, {})
+        document = _document(folder, role=role, name=name, run_id=run_id, ports=ports,
+                             talks_to=talks_to, certs=certs, top=top,
+                             seed=seeds.get(name) if data is not None else None)
+        if "training" in top:  # the vertical run's own table
+            document["training"] = top["training"]
+        if data is not None:
+            document["data"] = {"file": str(Path(data).resolve()), "id_column": id_column,
                                 "label_column": label_column}
-        document["federation"] = {"label_holder": b_name, "coordinator": coordinator,
+        document["federation"] = {"label_holder": label_holder[0], "coordinator": coordinator,
                                   "feature_holders": [n for n, _ in feature_holders],
                                   **settings.pop("federation", {})}
         for table, keys in settings.items():  # [training], and the coordinator's [keys]
             if table is not None:
                 document[table] = keys
-        if audit and name in audit:
-            log, key = audit[name]
-            document["audit"] = {"log": str(Path(log).resolve()), "key": str(Path(key).resolve())}
-        path = folder / f"{name}.toml"
-        path.write_text(dump_toml(document), encoding="utf-8")
-        written[name] = path
+        _add_audit(document, name, audit)
+        written[name] = _write(folder, name, document)
     return written
+
+
+def _vertical_parties(coordinator: str, label_holder: tuple[str, str | os.PathLike[str]],
+                      feature_holders: list[tuple[str, str | os.PathLike[str]]]
+                      ) -> Iterator[tuple[str, str, set[str], str | os.PathLike[str] | None]]:
+    """``(name, role, peers it talks to, data file or None)`` of C, B and each A: a feature
+    holder talks to B and C, B and C to everyone."""
+    b_name, b_file = label_holder
+    names = [coordinator, b_name, *(name for name, _ in feature_holders)]
+    files = {b_name: b_file, **dict(feature_holders)}
+    for name in names:
+        role = ("coordinator" if name == coordinator else
+                "label_holder" if name == b_name else "feature_holder")
+        talks_to = {b_name, coordinator} if role == "feature_holder" else set(names) - {name}
+        yield name, role, talks_to, files.get(name)
 
 
 def _document(folder: Path, *, role: str, name: str, run_id: str, ports: Mapping[str, int],
@@ -311,24 +312,18 @@ def write_binning_loopback_configs(
                     **{name: value for name, value in given.items() if value is not None})
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    b_name, b_file = label_holder
-    holders = [n for n, _ in feature_holders]
-    names = [coordinator, b_name, *holders]
     written = {}
-    for name in names:
-        role = ("coordinator" if name == coordinator else
-                "label_holder" if name == b_name else "feature_holder")
-        talks_to = ({b_name, coordinator} if role == "feature_holder"
-                    else set(names) - {name})
+    for name, role, talks_to, data in _vertical_parties(coordinator, label_holder,
+                                                        feature_holders):
         settings = run_settings_toml(run, role=role)
         document = _document(folder, role=role, name=name, run_id=run_id, ports=ports,
                              talks_to=talks_to, certs=certs, top=settings.pop(None, {}))
-        if role != "coordinator":
-            file = b_file if role == "label_holder" else dict(feature_holders)[name]
-            document["data"] = {"file": str(Path(file).resolve()), "id_column": id_column,
+        if data is not None:
+            document["data"] = {"file": str(Path(data).resolve()), "id_column": id_column,
                                 "label_column": label_column}
-        document["federation"] = {"kind": "binning", "label_holder": b_name,
-                                  "coordinator": coordinator, "feature_holders": holders,
+        document["federation"] = {"kind": "binning", "label_holder": label_holder[0],
+                                  "coordinator": coordinator,
+                                  "feature_holders": [n for n, _ in feature_holders],
                                   **settings.get("federation", {})}
         document["binning"] = config.to_dict()
         if "keys" in settings:

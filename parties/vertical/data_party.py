@@ -272,11 +272,11 @@ class DataParty(Role[S]):
         self._scales.check_capacity(codec, self.engine.n, max(len(train), len(validation)),
                                     party=self.name)
         scaler = Standardizer.fit(aligned.take(train), config.standardize)
-        if not config.standardize:
-            self._warn_coarse_columns(aligned.take(train), codec)
         # Every party trains on the data rounded to the data's fixed-point grid, as the
         # centralised reference does (vfl.crypto.encoding): scores and gradients alike.
         x = codec.quantize_data(scaler.transform(aligned.features))
+        if not config.standardize:
+            self._warn_coarse_columns(aligned.features[train], x[train], codec.data_frac_bits)
         try:
             encoded = codec.encode_data(x, what="features", party=self.name)
         except EncodingOverflowError as exc:
@@ -291,22 +291,22 @@ class DataParty(Role[S]):
         self.engine.warm_up(self._first_epoch_powers(len(train) + len(validation)))
         return self._rows
 
-    def _warn_coarse_columns(self, table: PartyTable, codec: FixedPointCodec) -> None:
-        """Warn about raw columns the data grid rounds more coarsely than a
+    def _warn_coarse_columns(self, raw: np.ndarray, rounded: np.ndarray,
+                             data_frac_bits: int) -> None:
+        """Warn about raw columns the data grid rounded more coarsely than a
         standardised one: by more than ``2**-(data_frac_bits + 1)`` of their standard
         deviation (values already on the grid, such as integers, lose nothing)."""
-        x = table.features
-        if not len(x):
+        if not len(raw):
             return
-        error = np.max(np.abs(codec.quantize_data(x) - x), axis=0)
-        bound = 2.0 ** -(codec.data_frac_bits + 1)
-        coarse = [name for name, e, std in zip(table.feature_names, error, x.std(axis=0))
-                  if e > bound * std]
+        error = np.max(np.abs(rounded - raw), axis=0)
+        bound = 2.0 ** -(data_frac_bits + 1)
+        coarse = [name for name, e, std in zip(self.aligned.feature_names, error,
+                                                raw.std(axis=0)) if e > bound * std]
         if coarse:
             warnings.warn(
                 f"party {self.name}: standardize is off and column(s) {', '.join(coarse)} "
                 f"vary little against the data's grid: training rounds every value to a "
-                f"multiple of 2^-{codec.data_frac_bits} (the centralized reference too), "
+                f"multiple of 2^-{data_frac_bits} (the centralized reference too), "
                 "which costs them detail: turn standardize on, or rescale them",
                 DataPrecisionWarning, stacklevel=2)
 

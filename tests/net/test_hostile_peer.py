@@ -37,7 +37,7 @@ import vfl.net.grpc_endpoint as grpc_endpoint
 from parties.vertical.messages import EpochStart
 from vfl.errors import PeerAbortedError, ProtocolError, WireFormatError
 from vfl.net import GrpcEndpoint, TlsFiles
-from vfl.net.grpc_endpoint import INITIAL_BUFFER_BYTES, _Reassembly
+from vfl.net.grpc_endpoint import INITIAL_BUFFER_BYTES, _Reassembly, _tls_failure
 from vfl.net.liveness import PeerWatch
 from vfl.protocol.channel import Envelope
 from vfl.protocol.wire import (
@@ -477,6 +477,15 @@ def test_a_stream_cut_short_by_a_peer_that_stopped_reads_as_stopped(federation, 
         deliver(channel, [whole[:4096]])
     with pytest.raises(PeerAbortedError, match=r"party A1: B stopped: its address .* refuses"):
         eps["A1"].receive("B", EcdhPoints)
+
+
+def test_a_handshake_reset_by_a_peer_once_authenticated_is_its_death_not_a_refusal():
+    reset = ("failed to connect to all addresses; last error: UNAVAILABLE: "
+             "ipv4:127.0.0.1:43205: Handshake read failed (recvmsg:Connection reset by peer "
+             "(104))")
+    assert _tls_failure(reset)  # a peer never authenticated: a refused handshake
+    assert not _tls_failure(reset, authenticated=True)  # it was up: its process stopped
+    assert _tls_failure("Handshake failed: certificate verify failed", authenticated=True)
 
 
 def test_a_survivor_that_found_a_peer_stopped_tells_the_others_which(federation):

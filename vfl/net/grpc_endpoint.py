@@ -712,7 +712,8 @@ class GrpcEndpoint(Endpoint):
                 return
             except grpc.RpcError as exc:
                 code, details = exc.code(), exc.details() or ""
-            if code is grpc.StatusCode.UNAVAILABLE and not _tls_failure(details):
+            if code is grpc.StatusCode.UNAVAILABLE and not _tls_failure(
+                    details, authenticated=peer in self._up):
                 if peer in self._up:  # it was there: is its process gone?
                     if accepts(address, 0.5) is False:
                         refusals += 1
@@ -1000,10 +1001,15 @@ def _message_size_options() -> list[tuple[str, int]]:
     return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
 
 
-def _tls_failure(details: str) -> bool:
+def _tls_failure(details: str, *, authenticated: bool = False) -> bool:
     """Whether a connection failure was a refused TLS handshake, not a peer still down.
 
-    gRPC reports both as UNAVAILABLE; only its message tells them apart.
+    gRPC reports both as UNAVAILABLE; only its message tells them apart. A
+    handshake cut off by a reset connection, with a peer whose certificate
+    this party accepted before (`authenticated`), is that peer's process
+    stopping mid-handshake, not a refusal.
     """
     text = details.lower()
+    if authenticated and "connection reset" in text:
+        return False
     return any(word in text for word in ("handshake", "hostname verification", "certificate"))

@@ -76,6 +76,26 @@ def test_obfuscators_are_never_shared_between_tasks(cluster):
     assert len(set(values)) == 32
 
 
+def test_every_dask_logger_that_prints_by_itself_is_quiet_while_the_executor_is_open(cluster):
+    # distributed's logging config gives tornado.application its own level (ERROR) and
+    # stderr handler: tornado's "Exception in callback" tracebacks of a lost scheduler
+    # printed through it while only its parent "tornado" was quieted.
+    import logging
+    _, _, setting = cluster
+    printing = [logging.getLogger(name) for name in ("distributed", "distributed.client",
+                                                     "tornado", "tornado.application",
+                                                     "asyncio")]
+    before = [logger.level for logger in printing]
+    executor = open_executor(setting)
+    assert executor is not None
+    try:
+        for logger in printing:
+            assert not logger.isEnabledFor(logging.ERROR), logger.name
+    finally:
+        executor.close()
+    assert [logger.level for logger in printing] == before
+
+
 def test_a_worker_killed_mid_task_is_replaced_and_the_result_is_exact(cluster):
     local, client, setting = cluster
     public, private = phe.generate_paillier_keypair(n_length=1024)

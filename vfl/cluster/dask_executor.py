@@ -33,11 +33,21 @@ from vfl.errors import ClusterError, ClusterUnreachableError, ConfigError
 
 __all__ = ["DaskExecutor"]
 
-#: Dask's loggers that write to stderr by themselves (distributed's defaults).
 #: Where Dask's client reports a lost scheduler: its own loggers, and tornado's and
 #: asyncio's for its connections' failed reads (tracebacks, some when a task is
-#: garbage-collected after the executor closed).
-_DASK_LOGGERS = ("distributed", "distributed.client", "tornado", "asyncio")
+#: garbage-collected after the executor closed). Every logger under these names is
+#: quieted, not just these: distributed's logging config gives some children their own
+#: level and stderr handler (``tornado.application`` at ERROR, which prints tornado's
+#: "Exception in callback" tracebacks), so a parent's level alone does not reach them.
+_DASK_LOGGER_ROOTS = ("distributed", "tornado", "asyncio")
+
+
+def _dask_loggers() -> list[logging.Logger]:
+    """The loggers under :data:`_DASK_LOGGER_ROOTS` that exist now, the roots included."""
+    names = set(_DASK_LOGGER_ROOTS)
+    names.update(name for name in logging.root.manager.loggerDict
+                 if name.split(".", 1)[0] in _DASK_LOGGER_ROOTS)
+    return [logging.getLogger(name) for name in sorted(names)]
 
 
 class DaskExecutor(ClusterExecutor):
@@ -73,9 +83,9 @@ class DaskExecutor(ClusterExecutor):
         check_reachable(setting, connect_timeout)
         # Dask logs a lost scheduler as tracebacks on stderr; this party reports it as
         # one ClusterError line. Its loggers are quiet while this executor is open.
-        self._log_levels = {name: logging.getLogger(name).level for name in _DASK_LOGGERS}
-        for name in _DASK_LOGGERS:
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+        self._log_levels = {logger: logger.level for logger in _dask_loggers()}
+        for logger in self._log_levels:
+            logger.setLevel(logging.CRITICAL)
         try:
             self._client = distributed.Client(setting.address, timeout=connect_timeout,
                                               set_as_default=False, name="vfl")
@@ -165,5 +175,5 @@ class DaskExecutor(ClusterExecutor):
             self._restore_logging()
 
     def _restore_logging(self) -> None:
-        for name, level in self._log_levels.items():
-            logging.getLogger(name).setLevel(level)
+        for logger, level in self._log_levels.items():
+            logger.setLevel(level)
